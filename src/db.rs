@@ -1,0 +1,91 @@
+//! Opening DuckDB the way micro-wh needs it, and running SQL whose errors carry that SQL.
+
+use std::path::Path;
+
+use anyhow::Context;
+use duckdb::{Config as DuckConfig, Connection};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// An in-memory engine (used by the lake writer and for ad hoc SQL over files).
+pub fn open_in_memory(config: &Config, threads: usize) -> Result<Connection> {
+    let conn = Connection::open_in_memory_with_flags(base_config(config, threads)?)
+        .context("cannot start an in-memory DuckDB")?;
+    Ok(conn)
+}
+
+/// The warehouse file. A new file is written in the configured storage format so that
+/// older DuckDB CLIs (the PyPI `duckdb-cli`) can open it.
+pub fn open_warehouse(path: &Path, config: &Config, threads: usize) -> Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut flags = base_config(config, threads)?;
+    let version = &config.engine.storage_compatibility_version;
+    if version != "latest" {
+        flags = flags
+            .with("storage_compatibility_version", version)
+            .with_context(|| {
+                format!("storage_compatibility_version `{version}` is not accepted by this DuckDB")
+            })?;
+    }
+    Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open warehouse {}", path.display()))
+}
+
+fn base_config(config: &Config, threads: usize) -> Result<DuckConfig> {
+    let flags = DuckConfig::default()
+        .threads(threads as i64)?
+        .max_memory(&config.engine.memory_limit)
+        .with_context(|| {
+            format!(
+                "engine.memory_limit `{}` is not accepted",
+                config.engine.memory_limit
+            )
+        })?
+        // Nothing may download at run time: parquet and json are compiled in.
+        .enable_autoload_extension(false)?;
+    Ok(flags)
+}
+
+/// Runs one or more statements; an error carries the SQL it came from.
+pub fn execute(conn: &Connection, sql: &str) -> Result<(), Error> {
+    conn.execute_batch(sql).map_err(|source| Error::Sql {
+        sql: sql.to_owned(),
+        source,
+    })
+}
+
+/// Runs a query returning one value.
+pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
+    conn.query_row(sql, [], |row| row.get(0))
+        .map_err(|source| Error::Sql {
+            sql: sql.to_owned(),
+            source,
+        })
+}
+
+/// The current UTC time as an SQL TIMESTAMP literal. (DuckDB's own clock functions
+/// return TIMESTAMPTZ, whose conversion needs the ICU extension, which is not built in.)
+pub fn utc_now() -> String {
+    format!(
+        "TIMESTAMP '{}'",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f")
+    )
+}
+
+/// `'text'` as an SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `"name"` as an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A path as an SQL string literal, with forward slashes so the SQL reads the same everywhere.
+pub fn path_literal(path: &Path) -> String {
+    literal(&path.to_string_lossy().replace('\\', "/"))
+}

@@ -1,0 +1,133 @@
+//! `micro-wh status`: what is in the lake and the warehouse right now.
+
+use anyhow::Context;
+use duckdb::{AccessMode, Config as DuckConfig, Connection};
+
+use crate::cli::Project;
+use crate::db;
+use crate::error::Result;
+use crate::lake;
+use crate::warehouse::{migrations::HISTORY_TABLE, REFRESH_LOG};
+
+pub fn print(project: &Project) -> Result<()> {
+    let lake_dir = project.lake_dir();
+    println!("lake: {}", project.config.paths.lake_dir.display());
+    let mut datasets: Vec<String> = std::fs::read_dir(&lake_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    datasets.sort();
+    if datasets.is_empty() {
+        println!("  (empty: run `micro-wh generate events` or `micro-wh refresh`)");
+    }
+    let engine = db::open_in_memory(&project.config, project.config.threads())?;
+    for dataset in &datasets {
+        let files = lake::scan_files(&lake_dir, dataset)?;
+        let rows: i64 = if files.files == 0 {
+            0
+        } else {
+            let glob = db::literal(&lake::dataset_glob(&lake_dir, dataset));
+            db::query_one(
+                &engine,
+                &format!("SELECT count(*) FROM read_parquet({glob})"),
+            )?
+        };
+        println!(
+            "  {dataset:<12} {:>6} partitions {:>7} files {:>12} rows {:>10}",
+            files.partitions,
+            files.files,
+            rows,
+            human_bytes(files.bytes)
+        );
+    }
+
+    let warehouse = project.warehouse();
+    println!("warehouse: {}", project.config.paths.warehouse.display());
+    if !warehouse.exists() {
+        println!("  (not created yet: run `micro-wh refresh`)");
+        return Ok(());
+    }
+    let flags = DuckConfig::default()
+        .access_mode(AccessMode::ReadOnly)?
+        .enable_autoload_extension(false)?;
+    let conn = Connection::open_with_flags(&warehouse, flags).with_context(|| {
+        format!(
+            "cannot open {} (is a refresh running?)",
+            warehouse.display()
+        )
+    })?;
+    let has = |table: &str| -> Result<bool> {
+        Ok(db::query_one::<i64>(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = {}",
+                db::literal(table)
+            ),
+        )? > 0)
+    };
+    println!("applied SQL files:");
+    if has(HISTORY_TABLE)? {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT file, checksum, strftime(applied_at, '%Y-%m-%d %H:%M:%S'), duration_ms FROM {HISTORY_TABLE} ORDER BY installed_rank"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (file, checksum, at, ms): (String, String, String, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            println!("  {file:<40} sha256 {}…  {at}  {ms} ms", &checksum[..12]);
+        }
+    }
+    println!("last refreshes:");
+    if has(REFRESH_LOG)? {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, strftime(started_at, '%Y-%m-%d %H:%M:%S'), status,
+                    coalesce(round(epoch(finished_at - started_at), 1)::VARCHAR, '-'),
+                    coalesce(tests_passed, 0), coalesce(tests_failed, 0), coalesce(error, '')
+             FROM {REFRESH_LOG} ORDER BY id DESC LIMIT 5"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (id, at, status, secs, passed, failed, error): (
+                i64,
+                String,
+                String,
+                String,
+                i32,
+                i32,
+                String,
+            ) = (
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            );
+            let error = error.lines().next().unwrap_or_default();
+            println!("  #{id:<4} {at}  {status:<9} {secs:>6} s  tests {passed} passed, {failed} failed  {error}");
+        }
+    }
+    Ok(())
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,212 @@
+//! Data tests declared beside the models: each compiles to a query counting offending rows.
+
+use std::path::Path;
+
+use duckdb::Connection;
+use serde::Deserialize;
+
+use super::template::Vars;
+use crate::db::{self, ident, literal};
+use crate::error::Result;
+
+/// One declared test, as written in `models.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataTest {
+    /// No NULL in any of these columns (one check per column).
+    NotNull(Vec<String>),
+    /// No two rows share the values of these columns.
+    Unique(Vec<String>),
+    /// Every non-NULL value of `column` is one of `values`.
+    AcceptedValues { column: String, values: Vec<String> },
+    /// The model has at least `min` (and at most `max`) rows.
+    RowCount {
+        #[serde(default)]
+        min: Option<u64>,
+        #[serde(default)]
+        max: Option<u64>,
+    },
+    /// A boolean SQL expression that must be true for every row (NULL counts as false).
+    Expression(String),
+}
+
+/// A single check, ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub model: String,
+    pub name: String,
+    /// Returns one BIGINT: the number of offending rows (for row_count: the row count).
+    sql: String,
+    bounds: Option<(Option<u64>, Option<u64>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub model: String,
+    pub name: String,
+    pub failing_rows: u64,
+    pub passed: bool,
+    pub detail: String,
+}
+
+impl DataTest {
+    /// Fills placeholders in expressions.
+    pub fn rendered(self, vars: &Vars, file: &Path) -> Result<DataTest> {
+        Ok(match self {
+            DataTest::Expression(e) => DataTest::Expression(vars.render(&e, file)?),
+            other => other,
+        })
+    }
+
+    pub fn checks(&self, model: &str) -> Vec<Check> {
+        let table = ident(model);
+        let check = |name: String, sql: String| Check {
+            model: model.to_owned(),
+            name,
+            sql,
+            bounds: None,
+        };
+        match self {
+            DataTest::NotNull(columns) => columns
+                .iter()
+                .map(|c| {
+                    check(
+                        format!("not_null({c})"),
+                        format!("SELECT count(*) FROM {table} WHERE {} IS NULL", ident(c)),
+                    )
+                })
+                .collect(),
+            DataTest::Unique(columns) => {
+                let cols = columns
+                    .iter()
+                    .map(|c| ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![check(
+                    format!("unique({})", columns.join(", ")),
+                    format!("SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} HAVING count(*) > 1)"),
+                )]
+            }
+            DataTest::AcceptedValues { column, values } => {
+                let list = values
+                    .iter()
+                    .map(|v| literal(v))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![check(
+                    format!("accepted_values({column})"),
+                    format!(
+                        "SELECT count(*) FROM {table} WHERE {} NOT IN ({list})",
+                        ident(column)
+                    ),
+                )]
+            }
+            DataTest::RowCount { min, max } => vec![Check {
+                model: model.to_owned(),
+                name: format!(
+                    "row_count({}{})",
+                    min.map(|m| format!(">= {m}")).unwrap_or_default(),
+                    max.map(|m| format!("{}<= {m}", if min.is_some() { ", " } else { "" }))
+                        .unwrap_or_default()
+                ),
+                sql: format!("SELECT count(*) FROM {table}"),
+                bounds: Some((*min, *max)),
+            }],
+            DataTest::Expression(expr) => vec![check(
+                format!("expression({expr})"),
+                format!("SELECT count(*) FROM {table} WHERE ({expr}) IS NOT TRUE"),
+            )],
+        }
+    }
+}
+
+impl Check {
+    pub fn run(&self, conn: &Connection) -> Result<CheckOutcome> {
+        let value = db::query_one::<i64>(conn, &self.sql)? as u64;
+        let (failing_rows, detail) = match self.bounds {
+            Some((min, max)) => {
+                let ok = min.is_none_or(|m| value >= m) && max.is_none_or(|m| value <= m);
+                (u64::from(!ok), format!("{value} rows"))
+            }
+            None => (value, format!("{value} failing rows")),
+        };
+        Ok(CheckOutcome {
+            model: self.model.clone(),
+            name: self.name.clone(),
+            failing_rows,
+            passed: failing_rows == 0,
+            detail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_forms() {
+        let yaml =
+            "- not_null: [a, b]\n- unique: [a]\n- accepted_values: {column: c, values: [x, y]}\n\
+                    - row_count: {min: 1}\n- expression: a <= 10\n";
+        let tests: Vec<DataTest> = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(yaml),
+        )
+        .unwrap();
+        assert_eq!(tests.len(), 5);
+        assert_eq!(
+            tests[3],
+            DataTest::RowCount {
+                min: Some(1),
+                max: None
+            }
+        );
+        assert_eq!(tests[0].checks("m").len(), 2);
+    }
+
+    #[test]
+    fn checks_count_offending_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE m AS SELECT * FROM (VALUES (1, 'x'), (1, 'y'), (NULL, 'z')) t(a, c)",
+        )
+        .unwrap();
+        let run = |t: DataTest| {
+            t.checks("m")
+                .iter()
+                .map(|c| c.run(&conn).unwrap().failing_rows)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            run(DataTest::NotNull(vec!["a".into(), "c".into()])),
+            vec![1, 0]
+        );
+        assert_eq!(run(DataTest::Unique(vec!["a".into()])), vec![1]);
+        assert_eq!(
+            run(DataTest::AcceptedValues {
+                column: "c".into(),
+                values: vec!["x".into(), "y".into()]
+            }),
+            vec![1]
+        );
+        assert_eq!(
+            run(DataTest::RowCount {
+                min: Some(4),
+                max: None
+            }),
+            vec![1]
+        );
+        assert_eq!(
+            run(DataTest::RowCount {
+                min: Some(1),
+                max: Some(3)
+            }),
+            vec![0]
+        );
+        assert_eq!(
+            run(DataTest::Expression("a <= 1".into())),
+            vec![1],
+            "NULL counts as failing"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Models: one SELECT per file under `sql/models/<dataset>/`, declared with their layer,
+//! materialization and data tests in that folder's `models.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use super::data_tests::DataTest;
+use super::template::Vars;
+use crate::error::{Error, Result};
+
+pub const MODELS_DIR: &str = "models";
+pub const MODELS_FILE: &str = "models.yaml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Bronze,
+    Silver,
+    Gold,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialized {
+    /// Computed when read; always current with the lake.
+    View,
+    /// Rebuilt on every refresh, so reads are instant.
+    Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelsFile {
+    models: Vec<ModelSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSpec {
+    name: String,
+    layer: Layer,
+    materialized: Materialized,
+    /// SQL file beside models.yaml; defaults to `<name>.sql`.
+    #[serde(default)]
+    sql: Option<String>,
+    /// Written as `- not_null: [a, b]`, i.e. one-key maps rather than YAML tags.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    tests: Vec<DataTest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub layer: Layer,
+    pub materialized: Materialized,
+    pub path: PathBuf,
+    /// The SELECT, placeholders filled.
+    pub select: String,
+    pub tests: Vec<DataTest>,
+}
+
+impl Model {
+    /// The statement that (re)creates the model.
+    pub fn create_sql(&self) -> String {
+        let kind = match self.materialized {
+            Materialized::View => "VIEW",
+            Materialized::Table => "TABLE",
+        };
+        format!(
+            "CREATE OR REPLACE {kind} {} AS\n{}",
+            crate::db::ident(&self.name),
+            self.select.trim_end().trim_end_matches(';')
+        )
+    }
+
+    /// Gold models are historized and exported.
+    pub fn is_gold(&self) -> bool {
+        self.layer == Layer::Gold
+    }
+}
+
+/// Loads every `<sql_dir>/models/<dataset>/models.yaml`, datasets in name order, models in
+/// the order their file lists them (which must put a model after what it reads).
+pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
+    let root = sql_dir.join(MODELS_DIR);
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", root.display())))
+        }
+    };
+    dirs.sort();
+    let mut models: Vec<Model> = Vec::new();
+    for dir in dirs {
+        let spec_path = dir.join(MODELS_FILE);
+        let text = std::fs::read_to_string(&spec_path)
+            .with_context(|| format!("cannot read {}", spec_path.display()))?;
+        let file: ModelsFile = serde_yaml::from_str(&text).map_err(|e| Error::Config {
+            path: spec_path.clone(),
+            message: e.to_string(),
+        })?;
+        for spec in file.models {
+            if models.iter().any(|m| m.name == spec.name) {
+                bail!(
+                    "{}: model `{}` is declared twice",
+                    spec_path.display(),
+                    spec.name
+                );
+            }
+            let path = dir.join(
+                spec.sql
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.sql", spec.name)),
+            );
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "{}: cannot read the SQL of model `{}`",
+                    spec_path.display(),
+                    spec.name
+                )
+            })?;
+            let tests = spec
+                .tests
+                .into_iter()
+                .map(|t| t.rendered(vars, &spec_path))
+                .collect::<Result<Vec<_>>>()?;
+            models.push(Model {
+                select: vars.render(&text, &path)?,
+                name: spec.name,
+                layer: spec.layer,
+                materialized: spec.materialized,
+                path,
+                tests,
+            });
+        }
+    }
+    Ok(models)
+}

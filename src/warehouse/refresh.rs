@@ -1,0 +1,252 @@
+//! `micro-wh refresh`: migrations, then every model rebuilt and tested in one transaction,
+//! then gold history and exports, all recorded in `refresh_log`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use duckdb::{params, Connection};
+use indicatif::ProgressBar;
+
+use super::data_tests::CheckOutcome;
+use super::migrations::{self, AppliedMigration, Migration};
+use super::models::{self, Model};
+use super::template::Vars;
+use super::{ensure_bookkeeping, export, history_table, REFRESH_LOG, TEST_RESULTS};
+use crate::config::Config;
+use crate::db::{self, ident};
+use crate::error::{Error, Result};
+use crate::progress;
+
+pub struct RefreshInputs {
+    pub migrations: Vec<Migration>,
+    pub models: Vec<Model>,
+}
+
+impl RefreshInputs {
+    /// Reads and validates every SQL file before the warehouse is touched.
+    pub fn load(config: &Config, sql_dir: &Path) -> Result<RefreshInputs> {
+        let vars = Vars::from_config(config);
+        Ok(RefreshInputs {
+            migrations: migrations::discover(sql_dir, &vars)?,
+            models: models::discover(sql_dir, &vars)?,
+        })
+    }
+
+    /// The plain SQL a refresh runs for the models and exports, without bookkeeping or tests.
+    pub fn plain_sql(&self, exports_dir: Option<&Path>, config: &Config) -> String {
+        let mut sql = String::new();
+        for m in &self.models {
+            sql.push_str(&m.create_sql());
+            sql.push_str(";\n");
+        }
+        if let Some(dir) = exports_dir {
+            for m in self.models.iter().filter(|m| m.is_gold()) {
+                let path = dir.join(format!("{}.parquet", m.name));
+                sql.push_str(&export::copy_sql(&m.name, &path, config.lake.compression));
+                sql.push_str(";\n");
+            }
+        }
+        sql
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RefreshReport {
+    pub id: i64,
+    pub migrations: Vec<AppliedMigration>,
+    pub rows: Vec<(String, u64)>,
+    pub checks: Vec<CheckOutcome>,
+    pub exported: Vec<PathBuf>,
+    pub elapsed: Duration,
+}
+
+impl RefreshReport {
+    pub fn tests_failed(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed).count()
+    }
+}
+
+/// Runs a refresh against an open warehouse and records it, whatever its outcome.
+pub fn refresh(
+    conn: &Connection,
+    inputs: &RefreshInputs,
+    config: &Config,
+    exports_dir: Option<&Path>,
+    quiet: bool,
+) -> Result<RefreshReport> {
+    let started = Instant::now();
+    ensure_bookkeeping(conn)?;
+    let id: i64 = db::query_one(
+        conn,
+        &format!("SELECT coalesce(max(id), 0) + 1 FROM {REFRESH_LOG}"),
+    )?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {REFRESH_LOG} (id, started_at, status) VALUES (?, {}, 'running')",
+            db::utc_now()
+        ),
+        params![id],
+    )?;
+
+    let steps = 1
+        + inputs.models.len()
+        + 1
+        + exports_dir.map_or(0, |_| inputs.models.iter().filter(|m| m.is_gold()).count());
+    let bar = progress::steps_bar(steps as u64, quiet);
+    if !bar.is_hidden() {
+        conn.set_query_progress_tracking(true)?;
+    }
+    let mut report = RefreshReport {
+        id,
+        ..RefreshReport::default()
+    };
+    let outcome = run_steps(conn, inputs, config, exports_dir, &bar, &mut report);
+    bar.finish_and_clear();
+    report.elapsed = started.elapsed();
+    record(conn, &report, outcome.as_ref().err())?;
+    outcome.map(|()| report)
+}
+
+fn run_steps(
+    conn: &Connection,
+    inputs: &RefreshInputs,
+    config: &Config,
+    exports_dir: Option<&Path>,
+    bar: &ProgressBar,
+    report: &mut RefreshReport,
+) -> Result<()> {
+    bar.set_message("migrations");
+    report.migrations = migrations::apply(conn, &inputs.migrations)?;
+    bar.inc(1);
+
+    db::execute(conn, "BEGIN TRANSACTION")?;
+    let built = build_and_test(conn, &inputs.models, bar, report);
+    let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
+    if passed {
+        db::execute(conn, "COMMIT")?;
+    } else {
+        // Keep the previous models, history and exports exactly as they were.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    built?;
+    if !passed {
+        let failures = report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("  {}: {} failed ({})", c.model, c.name, c.detail))
+            .collect();
+        return Err(Error::DataTestsFailed(failures).into());
+    }
+
+    if let Some(dir) = exports_dir {
+        for model in inputs.models.iter().filter(|m| m.is_gold()) {
+            let path = progress::with_query_progress(
+                conn,
+                bar,
+                &format!("export {}", model.name),
+                || export::export_table(conn, &model.name, dir, config.lake.compression),
+            )?;
+            report.exported.push(path);
+            bar.inc(1);
+        }
+    }
+    Ok(())
+}
+
+/// Builds every model and runs its tests inside the caller's transaction; the checks go
+/// into `report` even when some fail, so the caller can list them.
+fn build_and_test(
+    conn: &Connection,
+    models: &[Model],
+    bar: &ProgressBar,
+    report: &mut RefreshReport,
+) -> Result<()> {
+    for model in models {
+        progress::with_query_progress(conn, bar, &format!("build {}", model.name), || {
+            db::execute(conn, &model.create_sql())
+        })
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "model {} ({}) failed",
+                model.name,
+                model.path.display()
+            ))
+        })?;
+        let rows: i64 = db::query_one(
+            conn,
+            &format!("SELECT count(*) FROM {}", ident(&model.name)),
+        )?;
+        report.rows.push((model.name.clone(), rows as u64));
+        for test in &model.tests {
+            for check in test.checks(&model.name) {
+                report.checks.push(check.run(conn)?);
+            }
+        }
+        bar.inc(1);
+    }
+    if report.tests_failed() > 0 {
+        return Ok(());
+    }
+    bar.set_message("gold history");
+    for model in models.iter().filter(|m| m.is_gold()) {
+        let (history, table) = (ident(&history_table(&model.name)), ident(&model.name));
+        db::execute(
+            conn,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {history} AS SELECT CAST(NULL AS BIGINT) AS refresh_id, * FROM {table} LIMIT 0;
+                 INSERT INTO {history} SELECT {id} AS refresh_id, * FROM {table};",
+                id = report.id
+            ),
+        )?;
+    }
+    bar.inc(1);
+    Ok(())
+}
+
+/// Writes the outcome into `refresh_log` and the test results into `refresh_test_results`.
+fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Error>) -> Result<()> {
+    let rows_json = serde_json::to_string(
+        &report
+            .rows
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )?;
+    let exported = report
+        .exported
+        .iter()
+        .map(|p| db::literal(&p.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let passed = report.checks.iter().filter(|c| c.passed).count() as i64;
+    conn.execute(
+        &format!(
+            "UPDATE {REFRESH_LOG} SET finished_at = {now}, status = ?, rows_per_model = ?,
+             tests_passed = ?, tests_failed = ?, exported_files = [{exported}]::VARCHAR[], error = ? WHERE id = ?",
+            now = db::utc_now()
+        ),
+        params![
+            if error.is_some() { "failed" } else { "succeeded" },
+            rows_json,
+            passed,
+            report.tests_failed() as i64,
+            error.map(|e| format!("{e:#}")),
+            report.id
+        ],
+    )?;
+    let mut insert = conn.prepare(&format!(
+        "INSERT INTO {TEST_RESULTS} VALUES (?, ?, ?, ?, ?, ?)"
+    ))?;
+    for c in &report.checks {
+        insert.execute(params![
+            report.id,
+            c.model,
+            c.name,
+            c.passed,
+            c.failing_rows as i64,
+            c.detail
+        ])?;
+    }
+    Ok(())
+}

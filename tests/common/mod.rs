@@ -1,0 +1,160 @@
+//! A throwaway micro-wh project in a temp dir, and helpers to drive the real binary on it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use duckdb::Connection;
+use tempfile::TempDir;
+
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    /// A project with the repository's SQL and a small events dataset.
+    pub fn new(rows: u64) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"),
+            &dir.path().join("sql"),
+        );
+        let project = Project { dir };
+        project.write(
+            "warehouse.yaml",
+            &format!("generate:\n  events:\n    rows: {rows}\n    seed: 7\nengine:\n  memory_limit: 1GB\n"),
+        );
+        project
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// `micro-wh <args>` run from the project root, quiet.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("micro-wh").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("MICRO_WH_CONFIG")
+            .args(args);
+        cmd
+    }
+
+    /// Runs micro-wh and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "micro-wh {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs micro-wh, asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "micro-wh {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// One value from the warehouse file (opened and closed again, so the binary can use it),
+    /// resolving the views' lake paths from the project root as a user's CLI session would.
+    pub fn warehouse_value<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
+        let conn = Connection::open(self.path("warehouse.duckdb")).unwrap();
+        self.search_from_root(&conn);
+        conn.query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// One value from an in-memory engine working in the project root (for lake and export files).
+    pub fn file_value<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
+        let conn = Connection::open_in_memory().unwrap();
+        self.search_from_root(&conn);
+        conn.query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn search_from_root(&self, conn: &Connection) {
+        let root = self.dir.path().to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!("SET file_search_path = '{root}'"))
+            .unwrap();
+    }
+
+    /// Rows in one of the Parquet file and the warehouse table but not in the other.
+    pub fn rows_differing(&self, parquet: &str, table: &str) -> i64 {
+        let conn = Connection::open_in_memory().unwrap();
+        let (file, db) = (self.path(parquet), self.path("warehouse.duckdb"));
+        conn.execute_batch(&format!("ATTACH '{}' AS wh (READ_ONLY)", db.display()))
+            .unwrap();
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM (FROM '{f}' EXCEPT ALL FROM wh.{table})) \
+                  + (SELECT count(*) FROM (FROM wh.{table} EXCEPT ALL FROM '{f}'))",
+            f = file.display()
+        );
+        conn.query_row(&sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every Parquet file of the events lake, relative to the project root, sorted.
+    pub fn lake_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        walk(&self.path("data"), &mut |p| {
+            if p.extension().is_some_and(|e| e == "parquet") {
+                files.push(
+                    p.strip_prefix(self.dir.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        });
+        files.sort();
+        files
+    }
+}
+
+pub const EVENTS: &str = "read_parquet('data/events/*/*.parquet', hive_partitioning = true)";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, f);
+        } else {
+            f(&path);
+        }
+    }
+}

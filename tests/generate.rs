@@ -1,0 +1,250 @@
+//! `micro-wh generate`: layout, distributions, determinism, modes, and interrupted writes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Project, EVENTS};
+
+#[test]
+fn lake_is_hive_partitioned_by_date() {
+    let p = Project::new(30_000);
+    let out = p.ok(&["generate", "events"]);
+    assert!(out.contains("generated 30000 events rows"), "{out}");
+    let files = p.lake_files();
+    assert!(
+        files.len() > 900,
+        "about one file per day over three years, got {}",
+        files.len()
+    );
+    for f in &files {
+        let parts: Vec<&str> = f.split('/').collect();
+        assert_eq!(parts.len(), 4, "{f}");
+        assert_eq!((parts[0], parts[1]), ("data", "events"));
+        let date = parts[2]
+            .strip_prefix("date=")
+            .unwrap_or_else(|| panic!("{f}"));
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    // The partition value is the date of every event_time inside it.
+    let mismatched: i64 = p.file_value(&format!(
+        "SELECT count(*) FROM {EVENTS} WHERE CAST(event_time AS DATE) <> date"
+    ));
+    assert_eq!(mismatched, 0);
+    assert_eq!(
+        p.file_value::<i64>(&format!("SELECT count(*) FROM {EVENTS}")),
+        30_000
+    );
+}
+
+#[test]
+fn columns_follow_the_documented_distributions() {
+    let p = Project::new(60_000);
+    p.ok(&["generate", "events", "--rows", "60000", "--seed", "11"]);
+    let v = |sql: &str| {
+        p.file_value::<String>(&format!("SELECT CAST(({sql}) AS VARCHAR) FROM {EVENTS}"))
+    };
+    assert!(
+        v("min(event_time)").as_str() >= "2023-01-01 00:00:00",
+        "{}",
+        v("min(event_time)")
+    );
+    assert!(
+        v("max(event_time)").as_str() <= "2025-12-31 23:59:59",
+        "{}",
+        v("max(event_time)")
+    );
+    // Uniform over three years: each year holds about a third of the rows.
+    for year in ["2023", "2024", "2025"] {
+        let share: f64 = p.file_value(&format!(
+            "SELECT avg((year(event_time) = {year})::INT)::DOUBLE FROM {EVENTS}"
+        ));
+        assert!((0.31..0.36).contains(&share), "{year}: {share}");
+    }
+    assert_eq!(v("min(user_id)").parse::<i64>().unwrap() >= 1, true);
+    assert!(v("max(user_id)").parse::<i64>().unwrap() <= 100_000);
+    assert!(
+        v("max(user_id)").parse::<i64>().unwrap() > 99_000,
+        "uses the whole user id range"
+    );
+    assert_eq!(v("min(team_id)"), "1");
+    assert_eq!(v("max(team_id)"), "1000");
+    assert_eq!(v("count(DISTINCT event_name)"), "15");
+    let unknown: i64 = p.file_value(&format!(
+        "SELECT count(*) FROM {EVENTS} WHERE event_name NOT IN ('page_view', 'button_click', 'form_submit', \
+         'video_play', 'video_pause', 'add_to_cart', 'remove_from_cart', 'checkout', 'purchase', 'sign_up', \
+         'sign_in', 'sign_out', 'search', 'filter_apply', 'share')"
+    ));
+    assert_eq!(unknown, 0);
+    assert_eq!(v("count(*) FILTER (WHERE NOT json_valid(properties))"), "0");
+    let keys = format!("(SELECT json_keys(properties::JSON) AS k FROM {EVENTS})");
+    let p2 =
+        |sql: &str| p.file_value::<String>(&format!("SELECT CAST(({sql}) AS VARCHAR) FROM {keys}"));
+    assert_eq!(p2("min(len(k))"), "2");
+    assert_eq!(p2("max(len(k))"), "5");
+    assert_eq!(
+        p2("count(*) FILTER (WHERE len(list_distinct(k)) <> len(k))"),
+        "0",
+        "keys are distinct"
+    );
+    let all_keys: String = p.file_value(&format!(
+        "SELECT string_agg(DISTINCT key, ',' ORDER BY key) FROM (SELECT unnest(json_keys(properties::JSON)) AS key FROM {EVENTS})"
+    ));
+    assert_eq!(
+        all_keys,
+        "browser,button_id,category,device_type,filter_type,form_id,page_url,platform,price,product_id,quantity,search_term,session_id,video_id"
+    );
+    let typed: i64 = p.file_value(&format!(
+        "SELECT count(*) FROM {EVENTS} WHERE json_type(properties::JSON, '$.price') NOT IN ('DOUBLE', 'UBIGINT') \
+         OR json_type(properties::JSON, '$.quantity') <> 'UBIGINT'"
+    ));
+    assert_eq!(typed, 0, "price and quantity are numbers when present");
+}
+
+fn fingerprint(p: &Project) -> (i64, String) {
+    let sql = format!(
+        "SELECT count(*), sum(hash(event_time, user_id, team_id, event_name, properties, date))::VARCHAR FROM {EVENTS}"
+    );
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "SET file_search_path = '{}'",
+        p.dir.path().display()
+    ))
+    .unwrap();
+    conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+}
+
+#[test]
+fn same_seed_same_rows_whatever_the_thread_count() {
+    let one = Project::new(40_000);
+    one.ok(&["generate", "events", "--seed", "5", "--threads", "1"]);
+    let two = Project::new(40_000);
+    two.ok(&["generate", "events", "--seed", "5", "--threads", "2"]);
+    let four = Project::new(40_000);
+    four.ok(&["generate", "events", "--seed", "5", "--threads", "4"]);
+    assert_eq!(fingerprint(&one), fingerprint(&two));
+    assert_eq!(fingerprint(&one), fingerprint(&four));
+    assert_eq!(fingerprint(&one).0, 40_000);
+
+    let other = Project::new(40_000);
+    other.ok(&["generate", "events", "--seed", "6", "--threads", "2"]);
+    assert_ne!(
+        fingerprint(&one).1,
+        fingerprint(&other).1,
+        "another seed gives other rows"
+    );
+}
+
+#[test]
+fn overwrite_replaces_and_append_adds_without_touching_existing_files() {
+    let p = Project::new(10_000);
+    p.ok(&["generate", "events"]);
+    p.ok(&[
+        "generate",
+        "events",
+        "--rows",
+        "4000",
+        "--mode",
+        "overwrite",
+    ]);
+    assert_eq!(
+        p.file_value::<i64>(&format!("SELECT count(*) FROM {EVENTS}")),
+        4_000
+    );
+
+    let before = p.lake_files();
+    let modified: Vec<_> = before
+        .iter()
+        .map(|f| std::fs::metadata(p.path(f)).unwrap().modified().unwrap())
+        .collect();
+    p.ok(&[
+        "generate", "events", "--rows", "3000", "--seed", "99", "--mode", "append",
+    ]);
+    assert_eq!(
+        p.file_value::<i64>(&format!("SELECT count(*) FROM {EVENTS}")),
+        7_000
+    );
+    let after = p.lake_files();
+    for (f, m) in before.iter().zip(&modified) {
+        assert!(after.contains(f), "{f} kept");
+        assert_eq!(
+            std::fs::metadata(p.path(f)).unwrap().modified().unwrap(),
+            *m,
+            "{f} not rewritten"
+        );
+    }
+    assert!(after.len() > before.len());
+}
+
+#[test]
+fn snappy_compression_is_honoured() {
+    let p = Project::new(5_000);
+    p.ok(&["generate", "events", "--compression", "snappy"]);
+    let codec: String = p.file_value(
+        "SELECT DISTINCT compression FROM parquet_metadata('data/events/*/*.parquet') WHERE path_in_schema = 'user_id'",
+    );
+    assert_eq!(codec.to_uppercase(), "SNAPPY");
+    p.ok(&["generate", "events"]);
+    let codec: String = p.file_value(
+        "SELECT DISTINCT compression FROM parquet_metadata('data/events/*/*.parquet') WHERE path_in_schema = 'user_id'",
+    );
+    assert_eq!(codec.to_uppercase(), "ZSTD");
+}
+
+#[test]
+fn a_killed_write_leaves_the_previous_lake_intact_and_is_cleaned_up() {
+    let p = Project::new(20_000);
+    p.ok(&["generate", "events"]);
+    let files = p.lake_files();
+    let before = fingerprint(&p);
+
+    // Kill a large overwrite at several moments: early, mid-write, and late.
+    for delay_ms in [150, 600, 1500] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
+            .current_dir(p.dir.path())
+            .args(["-q", "generate", "events", "--rows", "3000000"])
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(delay_ms)
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().ok();
+        child.wait().unwrap();
+        // Either the old lake or the whole new one is visible, never a mix or a partial file.
+        let now = fingerprint(&p);
+        if now.0 == 3_000_000 {
+            eprintln!("killed after {delay_ms} ms: the new lake had already been published");
+            p.ok(&["generate", "events"]);
+            continue;
+        }
+        assert_eq!(
+            p.lake_files(),
+            files,
+            "killed after {delay_ms} ms: lake files unchanged"
+        );
+        assert_eq!(now, before, "killed after {delay_ms} ms: same rows");
+    }
+    // The next run removes what the killed runs left in staging.
+    p.ok(&["generate", "events", "--rows", "1000"]);
+    let leftovers: Vec<_> = std::fs::read_dir(p.path("data/.staging"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "staging cleaned: {leftovers:?}");
+    assert_eq!(fingerprint(&p).0, 1_000);
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let p = Project::new(100);
+    let err = p.fails(&["generate", "nope"]);
+    assert!(
+        err.contains("invalid value 'nope'") && err.contains("events"),
+        "{err}"
+    );
+    let err = p.fails(&["generate", "events", "--rows", "0"]);
+    assert!(err.contains("rows"), "{err}");
+}

@@ -1,0 +1,404 @@
+//! `micro-wh refresh`: models, exports, history, migrations, data tests and configuration errors.
+
+mod common;
+
+use common::{Project, EVENTS};
+
+const GOLD: [&str; 3] = [
+    "gold_weekly_active_teams",
+    "gold_daily_active_users",
+    "gold_event_mix",
+];
+
+#[test]
+fn fresh_project_refresh_generates_then_builds_tests_and_exports() {
+    let p = Project::new(25_000);
+    let out = p.cmd(&["refresh"]).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("is empty: generating the default dataset first"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("refresh #1 succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("applied V001__dim_event_names.sql"),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"),
+        25_000
+    );
+    let silver: i64 = p.warehouse_value("SELECT count(*) FROM silver_events");
+    let rejected: i64 = p.warehouse_value("SELECT count(*) FROM silver_events_rejected");
+    assert_eq!(
+        silver + rejected,
+        25_000,
+        "every bronze row is in silver or rejected"
+    );
+
+    for table in GOLD {
+        let export = format!("exports/{table}.parquet");
+        assert!(p.path(&export).exists(), "{export}");
+        let in_warehouse: i64 = p.warehouse_value(&format!("SELECT count(*) FROM {table}"));
+        let in_export: i64 = p.file_value(&format!("SELECT count(*) FROM '{export}'"));
+        assert!(in_warehouse > 0);
+        assert_eq!(in_export, in_warehouse, "{table}");
+        let differing = p.rows_differing(&export, table);
+        assert_eq!(
+            differing, 0,
+            "{table}: export holds exactly the warehouse rows"
+        );
+    }
+    // Gold values agree with the lake computed independently.
+    let dau_lake: i64 = p.file_value(&format!(
+        "SELECT count(DISTINCT user_id) FROM {EVENTS} WHERE date = DATE '2024-02-29'"
+    ));
+    let dau_gold: i64 =
+        p.warehouse_value("SELECT dau FROM gold_daily_active_users WHERE date = DATE '2024-02-29'");
+    assert_eq!(dau_gold, dau_lake);
+    let max_teams: i64 =
+        p.warehouse_value("SELECT max(weekly_active_teams) FROM gold_weekly_active_teams");
+    assert!(max_teams <= 1000);
+    let mix_total: i64 = p.warehouse_value("SELECT sum(events)::BIGINT FROM gold_event_mix");
+    assert_eq!(mix_total, silver);
+
+    // The refresh is logged, with rows per model, tests and exported files.
+    let (status, tests_failed, exported): (String, i32, i64) = {
+        let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+        conn.query_row(
+            "SELECT status, tests_failed, len(exported_files) FROM refresh_log WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (status.as_str(), tests_failed, exported),
+        ("succeeded", 0, 3)
+    );
+    let tests_passed: i32 = p.warehouse_value("SELECT tests_passed FROM refresh_log WHERE id = 1");
+    assert!(tests_passed >= 20, "{tests_passed}");
+    let bronze_rows: i64 =
+        p.warehouse_value("SELECT CAST(json_extract(rows_per_model, '$.bronze_events') AS BIGINT) FROM refresh_log WHERE id = 1");
+    assert_eq!(bronze_rows, 25_000);
+}
+
+#[test]
+fn each_refresh_appends_gold_history_and_applies_versioned_files_once() {
+    let p = Project::new(8_000);
+    p.ok(&["generate", "events"]);
+    p.ok(&["refresh"]);
+    p.ok(&["generate", "events", "--rows", "5000", "--seed", "3"]);
+    let out = p.ok(&["refresh"]);
+    assert!(out.contains("refresh #2 succeeded"), "{out}");
+    assert!(
+        !out.contains("applied V001"),
+        "V001 applied only once: {out}"
+    );
+    for table in GOLD {
+        let per_refresh: String = p.warehouse_value(&format!(
+            "SELECT string_agg(n::VARCHAR, ',' ORDER BY refresh_id) FROM \
+             (SELECT refresh_id, count(*) AS n FROM {table}_history GROUP BY refresh_id)"
+        ));
+        let current: i64 = p.warehouse_value(&format!("SELECT count(*) FROM {table}"));
+        let counts: Vec<i64> = per_refresh.split(',').map(|n| n.parse().unwrap()).collect();
+        assert_eq!(counts.len(), 2, "{table}: {per_refresh}");
+        assert_eq!(
+            counts[1], current,
+            "{table}: the last refresh's rows are the current table"
+        );
+    }
+    let events_2: i64 = p.warehouse_value(
+        "SELECT sum(events)::BIGINT FROM gold_event_mix_history WHERE refresh_id = 2",
+    );
+    let rejected: i64 = p.warehouse_value("SELECT count(*) FROM silver_events_rejected");
+    assert_eq!(events_2 + rejected, 5_000);
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM micro_wh_schema_history WHERE version = 1"),
+        1
+    );
+}
+
+#[test]
+fn invalid_rows_are_rejected_with_a_reason_not_dropped() {
+    let p = Project::new(3_000);
+    p.ok(&["generate", "events"]);
+    // Add a hand-made partition with bad rows beside the generated ones.
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let dir = p.path("data/events/date=2024-05-01");
+    std::fs::create_dir_all(&dir).unwrap();
+    conn.execute_batch(&format!(
+        "COPY (SELECT * FROM (VALUES
+            (TIMESTAMP '2024-05-01 10:00:00', 0::BIGINT, 5::BIGINT, 'page_view', '{{\"a\":1}}'),
+            (TIMESTAMP '2024-05-01 10:00:01', 7::BIGINT, NULL::BIGINT, 'page_view', '{{\"a\":1}}'),
+            (TIMESTAMP '2024-05-01 10:00:02', 7::BIGINT, 5::BIGINT, 'teleport', '{{\"a\":1}}'),
+            (TIMESTAMP '2024-05-01 10:00:03', 7::BIGINT, 5::BIGINT, 'share', '{{not json'),
+            (TIMESTAMP '2024-05-01 10:00:04', 7::BIGINT, 5::BIGINT, 'share', '{{\"a\":1}}'),
+            (TIMESTAMP '2024-05-01 10:00:04', 7::BIGINT, 5::BIGINT, 'share', '{{\"a\":1}}')
+         ) t(event_time, user_id, team_id, event_name, properties)) TO '{}' (FORMAT parquet)",
+        dir.join("handmade.parquet").display()
+    ))
+    .unwrap();
+    p.ok(&["refresh"]);
+    let reasons: String = p.warehouse_value(
+        "SELECT string_agg(reject_reason, '|' ORDER BY reject_reason) FROM silver_events_rejected",
+    );
+    assert_eq!(
+        reasons,
+        "duplicate of an earlier row|properties is not a JSON object|team_id is missing|unknown event_name|user_id out of range"
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM silver_events") + 5,
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events")
+    );
+}
+
+#[test]
+fn failing_data_test_fails_the_refresh_and_keeps_previous_tables_and_exports() {
+    let p = Project::new(6_000);
+    p.ok(&["refresh"]);
+    let export = p.path("exports/gold_weekly_active_teams.parquet");
+    let export_bytes = std::fs::read(&export).unwrap();
+    let gold_before: i64 =
+        p.warehouse_value("SELECT sum(weekly_active_teams)::BIGINT FROM gold_weekly_active_teams");
+
+    // New data and an impossible expectation: the refresh must change nothing visible.
+    p.ok(&["generate", "events", "--rows", "9000", "--seed", "8"]);
+    let models = p.read("sql/models/events/models.yaml").replace(
+        "      - expression: \"weekly_active_teams BETWEEN 1 AND {{ events.max_team_id }}\"",
+        "      - expression: \"weekly_active_teams BETWEEN 1 AND {{ events.max_team_id }}\"\n      - expression: \"weekly_active_teams <= 3\"",
+    );
+    p.write("sql/models/events/models.yaml", &models);
+    let err = p.fails(&["refresh"]);
+    assert!(err.contains("data tests failed"), "{err}");
+    assert!(
+        err.contains("gold_weekly_active_teams: expression(weekly_active_teams <= 3) failed"),
+        "{err}"
+    );
+    assert!(err.contains("failing rows"), "{err}");
+
+    assert_eq!(
+        std::fs::read(&export).unwrap(),
+        export_bytes,
+        "export untouched"
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>(
+            "SELECT sum(weekly_active_teams)::BIGINT FROM gold_weekly_active_teams"
+        ),
+        gold_before,
+        "gold table untouched"
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM gold_weekly_active_teams_history"),
+        p.warehouse_value::<i64>("SELECT count(*) FROM gold_weekly_active_teams"),
+        "no history appended"
+    );
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT status FROM refresh_log WHERE id = 2"),
+        "failed"
+    );
+    assert!(p.warehouse_value::<i32>("SELECT tests_failed FROM refresh_log WHERE id = 2") >= 1);
+    let failing: i64 = p.warehouse_value(
+        "SELECT failing_rows FROM failed_data_tests WHERE test = 'expression(weekly_active_teams <= 3)'",
+    );
+    assert!(failing > 0);
+}
+
+#[test]
+fn an_edited_applied_migration_is_an_error_naming_the_file_and_checksums() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh"]);
+    let original = p.read("sql/V001__dim_event_names.sql");
+    p.write(
+        "sql/V001__dim_event_names.sql",
+        &format!("{original}\n-- edited\n"),
+    );
+    let err = p.fails(&["refresh"]);
+    assert!(err.contains("V001__dim_event_names.sql"), "{err}");
+    assert!(err.contains("already applied with checksum"), "{err}");
+    let applied: String =
+        p.warehouse_value("SELECT checksum FROM micro_wh_schema_history WHERE version = 1");
+    assert!(err.contains(&applied), "names the applied checksum: {err}");
+    let current = sha256(&format!("{original}\n-- edited\n"));
+    assert!(err.contains(&current), "names the new checksum: {err}");
+}
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn new_versioned_files_apply_in_order_and_repeatables_reapply_when_changed() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh"]);
+    p.write(
+        "sql/V003__c.sql",
+        "CREATE TABLE c AS SELECT (SELECT count(*) FROM b) AS n;",
+    );
+    p.write(
+        "sql/V002__b.sql",
+        "CREATE TABLE b (x INT); INSERT INTO b VALUES (1), (2);",
+    );
+    let out = p.ok(&["refresh"]);
+    let (b, c) = (
+        out.find("applied V002__b.sql").unwrap(),
+        out.find("applied V003__c.sql").unwrap(),
+    );
+    assert!(b < c, "{out}");
+    assert!(
+        !out.contains("R__refresh_views"),
+        "unchanged repeatable not re-applied: {out}"
+    );
+    assert_eq!(p.warehouse_value::<i64>("SELECT n FROM c"), 2);
+
+    let views = p.read("sql/R__refresh_views.sql");
+    p.write(
+        "sql/R__refresh_views.sql",
+        &format!("{views}\nCREATE OR REPLACE VIEW extra AS SELECT 42 AS answer;\n"),
+    );
+    let out = p.ok(&["refresh"]);
+    assert!(out.contains("applied R__refresh_views.sql"), "{out}");
+    assert_eq!(p.warehouse_value::<i32>("SELECT answer FROM extra"), 42);
+    let out = p.ok(&["refresh"]);
+    assert!(!out.contains("applied"), "nothing pending: {out}");
+}
+
+#[test]
+fn a_misnamed_sql_file_is_an_error_not_skipped() {
+    let p = Project::new(1_000);
+    p.write("sql/002_oops.sql", "SELECT 1;");
+    let err = p.fails(&["refresh"]);
+    assert!(
+        err.contains("002_oops.sql") && err.contains("does not match"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failing_migration_names_the_file_and_the_sql() {
+    let p = Project::new(1_000);
+    p.write(
+        "sql/V002__broken.sql",
+        "CREATE TABLE t AS SELECT * FROM no_such_table;",
+    );
+    let err = p.fails(&["refresh"]);
+    assert!(
+        err.contains("V002__broken.sql") && err.contains("no_such_table"),
+        "{err}"
+    );
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT status FROM refresh_log WHERE id = 1"),
+        "failed"
+    );
+}
+
+#[test]
+fn unknown_config_keys_and_bad_values_name_the_key_and_file() {
+    let p = Project::new(1_000);
+    p.write("warehouse.yaml", "paths:\n  lake_dirr: elsewhere\n");
+    let err = p.fails(&["status"]);
+    assert!(
+        err.contains("warehouse.yaml") && err.contains("lake_dirr"),
+        "{err}"
+    );
+
+    p.write("warehouse.yaml", "lake:\n  compression: gzip\n");
+    let err = p.fails(&["generate", "events"]);
+    assert!(
+        err.contains("warehouse.yaml") && err.contains("gzip"),
+        "{err}"
+    );
+
+    p.write(
+        "warehouse.yaml",
+        "generate:\n  events:\n    end: 2020-01-01 00:00:00\n",
+    );
+    let err = p.fails(&["refresh"]);
+    assert!(err.contains("generate.events.end"), "{err}");
+
+    let err = p.fails(&["--config", "missing.yaml", "status"]);
+    assert!(err.contains("missing.yaml"), "{err}");
+}
+
+#[test]
+fn config_paths_and_flags_are_honoured() {
+    let p = Project::new(2_000);
+    p.write(
+        "warehouse.yaml",
+        "paths:\n  lake_dir: lake\n  warehouse: wh/main.duckdb\n  exports_dir: out\ngenerate:\n  events:\n    rows: 2000\n",
+    );
+    p.ok(&["refresh"]);
+    assert!(p.path("lake/events").is_dir());
+    assert!(p.path("wh/main.duckdb").is_file());
+    assert!(p.path("out/gold_event_mix.parquet").is_file());
+    // A flag overrides the file.
+    p.ok(&["refresh", "--exports-dir", "out2"]);
+    assert!(p.path("out2/gold_event_mix.parquet").is_file());
+    p.ok(&["refresh", "--no-export", "--exports-dir", "out3"]);
+    assert!(!p.path("out3").exists());
+}
+
+#[test]
+fn status_reports_lake_migrations_and_refreshes() {
+    let p = Project::new(4_000);
+    let out = p.ok(&["status"]);
+    assert!(
+        out.contains("empty") && out.contains("not created yet"),
+        "{out}"
+    );
+    p.ok(&["refresh"]);
+    let out = p.ok(&["status"]);
+    assert!(out.contains("events") && out.contains("4000 rows"), "{out}");
+    assert!(out.contains("V001__dim_event_names.sql"), "{out}");
+    assert!(out.contains("#1") && out.contains("succeeded"), "{out}");
+}
+
+#[test]
+fn print_sql_shows_the_plain_model_sql_and_touches_nothing() {
+    let p = Project::new(1_000);
+    let out = p.ok(&["refresh", "--print-sql"]);
+    assert!(
+        out.contains("CREATE OR REPLACE VIEW \"bronze_events\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("read_parquet('data/events/*/*.parquet'"),
+        "{out}"
+    );
+    assert!(out.contains("COPY \"gold_event_mix\" TO"), "{out}");
+    assert!(!p.path("warehouse.duckdb").exists() && !p.path("data").exists());
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let p = Project::new(1);
+    let out = p.ok(&["--help"]);
+    for word in ["generate", "refresh", "status", "sql", "warehouse.yaml"] {
+        assert!(out.contains(word), "{word}: {out}");
+    }
+    let out = p.ok(&["generate", "--help"]);
+    assert!(
+        out.contains("--mode") && out.contains("append") && out.contains("--seed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sql_command_queries_the_warehouse() {
+    let p = Project::new(3_000);
+    p.ok(&["refresh"]);
+    let out = p.ok(&["sql", "SELECT count(*) AS n FROM bronze_events"]);
+    assert!(out.contains("| n") && out.contains("3000"), "{out}");
+    let err = p.fails(&["sql", "SELECT * FROM nowhere"]);
+    assert!(err.contains("nowhere"), "{err}");
+}
