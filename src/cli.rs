@@ -290,14 +290,20 @@ fn refresh_command(project: &Project, args: &RefreshArgs) -> Result<()> {
     for m in &report.migrations {
         println!("applied {} ({} ms)", m.file, m.duration_ms);
     }
-    for (model, rows) in &report.rows {
-        println!("{model:<32} {rows:>12} rows");
+    for m in &report.models {
+        println!(
+            "{:<28} {:>12} rows  built in {:>5.2} s, tested in {:>5.2} s",
+            m.name,
+            m.rows,
+            m.build.as_secs_f64(),
+            m.tests.as_secs_f64()
+        );
     }
     println!(
         "refresh #{} succeeded in {:.1} s: {} models, {} data tests passed, {} files exported to {}",
         report.id,
         report.elapsed.as_secs_f64(),
-        report.rows.len(),
+        report.models.len(),
         report.checks.len(),
         report.exported.len(),
         project.config.paths.exports_dir.display()
@@ -316,7 +322,9 @@ fn sql_command(project: &Project, args: &SqlArgs) -> Result<()> {
     if let Some(file) = &args.file {
         let script = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        db::execute(&conn, &script).with_context(|| format!("script {} failed", file.display()))?;
+        // The error names the file; repeating a whole script after it would bury the message.
+        conn.execute_batch(&script)
+            .with_context(|| format!("script {} failed", file.display()))?;
         return Ok(());
     }
     let query = args.query.as_deref().unwrap_or_default();

@@ -86,6 +86,8 @@ pub struct Lake {
     pub compression: Compression,
     /// Rows per Parquet row group.
     pub row_group_size: u64,
+    /// Rows per partitioned write: DuckDB buffers up to this many rows, so it bounds memory.
+    pub max_rows_per_write: u64,
 }
 
 impl Default for Lake {
@@ -93,6 +95,7 @@ impl Default for Lake {
         Lake {
             compression: Compression::Zstd,
             row_group_size: 122_880,
+            max_rows_per_write: 1_000_000,
         }
     }
 }
@@ -217,6 +220,9 @@ impl Config {
         }
         if self.lake.row_group_size == 0 {
             return Err("lake.row_group_size: must be at least 1".into());
+        }
+        if self.lake.max_rows_per_write == 0 {
+            return Err("lake.max_rows_per_write: must be at least 1".into());
         }
         if !is_memory_size(&self.engine.memory_limit) {
             return Err(format!(

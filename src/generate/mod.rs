@@ -105,24 +105,40 @@ pub fn generate(
         options.quiet,
     );
     let conn = db::open_in_memory(config, threads)?;
-    // Partitioned writes need not keep source order; dropping it lets DuckDB write
-    // each partition's buffers as they fill instead of holding them back.
+    // Row order inside a partition means nothing here, so DuckDB's threads need not
+    // coordinate to keep it.
     db::execute(&conn, "SET preserve_insertion_order = false")?;
-    table_function::register(&conn, dataset.clone(), threads, bar.clone())?;
+    let units = dataset.plan(table_function::max_unit_rows());
+    let slices = plan::write_slices(&units, config.lake.max_rows_per_write);
+    let job = table_function::Job {
+        dataset: dataset.clone(),
+        units,
+        threads,
+        progress: bar.clone(),
+    };
+    table_function::register(&conn, Arc::new(job))?;
 
     let compression = options.compression.unwrap_or(config.lake.compression);
     let partition_by = dataset.partition_by().join(", ");
-    let sql = format!(
-        "COPY (SELECT * FROM {fun}()) TO {dir} (FORMAT parquet, PARTITION_BY ({partition_by}), \
-         COMPRESSION {comp}, ROW_GROUP_SIZE {rg}, FILENAME_PATTERN {pattern})",
-        fun = table_function::NAME,
-        dir = db::path_literal(&staged.dir),
-        comp = compression.as_sql(),
-        rg = config.lake.row_group_size,
-        pattern = db::literal(&format!("{}_{run_id}_{{i}}", dataset.name())),
-    );
-    tracing::debug!(%sql, "writing lake");
-    let rows: u64 = db::query_one::<i64>(&conn, &sql)? as u64;
+    let mut rows = 0u64;
+    // DuckDB holds a partition's rows until the write ends (our partitions are far below
+    // its flush threshold), so one COPY per slice keeps memory flat as the dataset grows.
+    for (i, slice) in slices.iter().enumerate() {
+        let sql = format!(
+            "COPY (SELECT * FROM {fun}({first}, {end})) TO {dir} (FORMAT parquet, PARTITION_BY ({partition_by}), \
+             COMPRESSION {comp}, ROW_GROUP_SIZE {rg}, FILENAME_PATTERN {pattern}, OVERWRITE_OR_IGNORE true)",
+            fun = table_function::NAME,
+            first = slice.start,
+            end = slice.end,
+            dir = db::path_literal(&staged.dir),
+            comp = compression.as_sql(),
+            rg = config.lake.row_group_size,
+            // Unique per run and slice, so no write ever replaces another's file.
+            pattern = db::literal(&format!("{}_{run_id}_{i:05}_{{i}}", dataset.name())),
+        );
+        tracing::debug!(%sql, "writing lake slice");
+        rows += db::query_one::<i64>(&conn, &sql)? as u64;
+    }
     drop(conn);
     bar.finish_and_clear();
 

@@ -83,9 +83,51 @@ pub fn time_sliced_units(
     units
 }
 
+/// Cuts `units` into consecutive ranges of about `budget` rows, cutting between time windows
+/// (days) so that each day's rows go to one write, unless a day alone exceeds twice the budget.
+/// Each range becomes one partitioned `COPY`, so DuckDB buffers at most one range at a time.
+pub fn write_slices(units: &[Unit], budget: u64) -> Vec<std::ops::Range<usize>> {
+    let mut slices = Vec::new();
+    let (mut first, mut rows) = (0, 0u64);
+    for (i, unit) in units.iter().enumerate() {
+        let new_window = i > 0 && unit.start != units[i - 1].start;
+        if rows > 0 && (rows >= budget && new_window || rows >= 2 * budget) {
+            slices.push(first..i);
+            (first, rows) = (i, 0);
+        }
+        rows += unit.rows as u64;
+    }
+    if first < units.len() {
+        slices.push(first..units.len());
+    }
+    slices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_slices_cover_every_unit_once_and_cut_between_days() {
+        let units = time_sliced_units(0, 30 * SECONDS_PER_DAY - 1, 300_000, 1, 2048);
+        let slices = write_slices(&units, 50_000);
+        assert_eq!(slices.first().unwrap().start, 0);
+        assert_eq!(slices.last().unwrap().end, units.len());
+        assert!(slices.windows(2).all(|w| w[0].end == w[1].start));
+        for s in &slices[..slices.len() - 1] {
+            let rows: usize = units[s.clone()].iter().map(|u| u.rows).sum();
+            assert!((50_000..50_000 + 12_000).contains(&rows), "{rows}");
+            assert_ne!(
+                units[s.end - 1].start,
+                units[s.end].start,
+                "cut between days"
+            );
+        }
+        // One huge day is still cut, at twice the budget.
+        let day = time_sliced_units(0, SECONDS_PER_DAY - 1, 100_000, 1, 2048);
+        assert!(write_slices(&day, 10_000).len() >= 4);
+        assert_eq!(write_slices(&[], 10), Vec::<std::ops::Range<usize>>::new());
+    }
 
     #[test]
     fn rows_add_up_and_units_are_in_time_order_within_days() {

@@ -1,10 +1,11 @@
-//! The `micro_wh_generate()` table function: DuckDB's worker threads each claim the next
-//! work unit, build its Arrow batch in Rust and hand it over as one data chunk.
+//! The `micro_wh_generate(first, end)` table function: DuckDB's worker threads each claim
+//! the next work unit of `first..end`, build its Arrow batch in Rust and hand it over as
+//! one data chunk.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use duckdb::core::{DataChunkHandle, LogicalTypeHandle};
+use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{
     record_batch_to_duckdb_data_chunk, to_duckdb_logical_type, BindInfo, InitInfo,
     TableFunctionInfo, VTab,
@@ -20,20 +21,23 @@ pub const NAME: &str = "micro_wh_generate";
 
 /// Everything a scan needs; shared by DuckDB's threads.
 pub struct Job {
-    dataset: Arc<dyn Dataset>,
-    units: Vec<Unit>,
-    threads: usize,
-    progress: ProgressBar,
+    pub dataset: Arc<dyn Dataset>,
+    pub units: Vec<Unit>,
+    pub threads: usize,
+    pub progress: ProgressBar,
 }
 
 pub struct GeneratorVTab;
 
 pub struct BindData {
     job: Arc<Job>,
+    first: usize,
+    end: usize,
 }
 
 pub struct InitData {
     next_unit: AtomicUsize,
+    end: usize,
 }
 
 impl VTab for GeneratorVTab {
@@ -44,19 +48,32 @@ impl VTab for GeneratorVTab {
         // SAFETY: registered below with extra info of exactly this type; DuckDB keeps it
         // alive as long as the function is in the catalog.
         let job = unsafe { (*bind.get_extra_info::<Arc<Job>>()).clone() };
+        let (first, end) = (
+            bind.get_parameter(0).to_int64(),
+            bind.get_parameter(1).to_int64(),
+        );
+        let units = job.units.len() as i64;
+        if !(0 <= first && first <= end && end <= units) {
+            return Err(
+                format!("{NAME}({first}, {end}): the range must lie within 0..={units}").into(),
+            );
+        }
+        let (first, end) = (first as usize, end as usize);
+        let rows: u64 = job.units[first..end].iter().map(|u| u.rows as u64).sum();
         for field in job.dataset.schema().fields() {
             bind.add_result_column(field.name(), to_duckdb_logical_type(field.data_type())?);
         }
-        bind.set_cardinality(job.dataset.total_rows(), true);
-        Ok(BindData { job })
+        bind.set_cardinality(rows, true);
+        Ok(BindData { job, first, end })
     }
 
     fn init(init: &InitInfo) -> Result<InitData, Box<dyn std::error::Error>> {
-        // SAFETY: as in bind.
-        let job = unsafe { &*init.get_extra_info::<Arc<Job>>() };
-        init.set_max_threads(job.threads as u64);
+        // SAFETY: DuckDB passes the bind data our bind returned, which outlives the scan.
+        let bind = unsafe { &*init.get_bind_data::<BindData>() };
+        init.set_max_threads(bind.job.threads as u64);
         Ok(InitData {
-            next_unit: AtomicUsize::new(0),
+            next_unit: AtomicUsize::new(bind.first),
+            end: bind.end,
         })
     }
 
@@ -65,42 +82,34 @@ impl VTab for GeneratorVTab {
         output: &mut DataChunkHandle,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let job = &info.get_bind_data().job;
-        let index = info
-            .get_init_data()
-            .next_unit
-            .fetch_add(1, Ordering::Relaxed);
-        let Some(unit) = job.units.get(index) else {
+        let state = info.get_init_data();
+        let index = state.next_unit.fetch_add(1, Ordering::Relaxed);
+        if index >= state.end {
             output.set_len(0);
             return Ok(());
-        };
-        let batch = job.dataset.build(unit)?;
+        }
+        let batch = job.dataset.build(&job.units[index])?;
         record_batch_to_duckdb_data_chunk(&batch, output)?;
         job.progress.inc(batch.num_rows() as u64);
         Ok(())
     }
 
     fn parameters() -> Option<Vec<LogicalTypeHandle>> {
-        None
+        Some(vec![
+            LogicalTypeHandle::from(LogicalTypeId::Bigint),
+            LogicalTypeHandle::from(LogicalTypeId::Bigint),
+        ])
     }
 }
 
-/// Registers the generator for `dataset` on `conn` as `micro_wh_generate()`.
-pub fn register(
-    conn: &Connection,
-    dataset: Arc<dyn Dataset>,
-    threads: usize,
-    progress: ProgressBar,
-) -> Result<()> {
-    // One unit fills at most one DuckDB vector, the most a table function may emit per call.
+/// One DuckDB vector: the most rows a table function may emit per call, so the largest unit.
+pub fn max_unit_rows() -> usize {
     // SAFETY: a plain getter of a compile-time constant.
-    let vector_size = unsafe { duckdb::ffi::duckdb_vector_size() } as usize;
-    let units = dataset.plan(vector_size);
-    let job = Arc::new(Job {
-        dataset,
-        units,
-        threads: threads.max(1),
-        progress,
-    });
+    unsafe { duckdb::ffi::duckdb_vector_size() as usize }
+}
+
+/// Registers `job` on `conn` as `micro_wh_generate(first, end)`.
+pub fn register(conn: &Connection, job: Arc<Job>) -> Result<()> {
     conn.register_table_function_with_extra_info::<GeneratorVTab, Arc<Job>>(NAME, &job)?;
     Ok(())
 }

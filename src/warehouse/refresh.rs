@@ -17,6 +17,10 @@ use crate::db::{self, ident};
 use crate::error::{Error, Result};
 use crate::progress;
 
+/// Session settings of a refresh. Row order only matters where a model says ORDER BY, which
+/// DuckDB keeps regardless; elsewhere not keeping it lets large tables be written in parallel.
+const SESSION_SETTINGS: &str = "SET preserve_insertion_order = false;\n";
+
 pub struct RefreshInputs {
     pub migrations: Vec<Migration>,
     pub models: Vec<Model>,
@@ -34,7 +38,7 @@ impl RefreshInputs {
 
     /// The plain SQL a refresh runs for the models and exports, without bookkeeping or tests.
     pub fn plain_sql(&self, exports_dir: Option<&Path>, config: &Config) -> String {
-        let mut sql = String::new();
+        let mut sql = SESSION_SETTINGS.to_owned();
         for m in &self.models {
             sql.push_str(&m.create_sql());
             sql.push_str(";\n");
@@ -50,11 +54,20 @@ impl RefreshInputs {
     }
 }
 
+/// One model's part of a refresh.
+#[derive(Debug, Clone)]
+pub struct ModelRun {
+    pub name: String,
+    pub rows: u64,
+    pub build: Duration,
+    pub tests: Duration,
+}
+
 #[derive(Debug, Default)]
 pub struct RefreshReport {
     pub id: i64,
     pub migrations: Vec<AppliedMigration>,
-    pub rows: Vec<(String, u64)>,
+    pub models: Vec<ModelRun>,
     pub checks: Vec<CheckOutcome>,
     pub exported: Vec<PathBuf>,
     pub elapsed: Duration,
@@ -75,6 +88,7 @@ pub fn refresh(
     quiet: bool,
 ) -> Result<RefreshReport> {
     let started = Instant::now();
+    db::execute(conn, SESSION_SETTINGS)?;
     ensure_bookkeeping(conn)?;
     let id: i64 = db::query_one(
         conn,
@@ -163,6 +177,7 @@ fn build_and_test(
     report: &mut RefreshReport,
 ) -> Result<()> {
     for model in models {
+        let started = Instant::now();
         progress::with_query_progress(conn, bar, &format!("build {}", model.name), || {
             db::execute(conn, &model.create_sql())
         })
@@ -177,12 +192,18 @@ fn build_and_test(
             conn,
             &format!("SELECT count(*) FROM {}", ident(&model.name)),
         )?;
-        report.rows.push((model.name.clone(), rows as u64));
+        let build = started.elapsed();
         for test in &model.tests {
             for check in test.checks(&model.name) {
                 report.checks.push(check.run(conn)?);
             }
         }
+        report.models.push(ModelRun {
+            name: model.name.clone(),
+            rows: rows as u64,
+            build,
+            tests: started.elapsed() - build,
+        });
         bar.inc(1);
     }
     if report.tests_failed() > 0 {
@@ -208,9 +229,9 @@ fn build_and_test(
 fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Error>) -> Result<()> {
     let rows_json = serde_json::to_string(
         &report
-            .rows
+            .models
             .iter()
-            .cloned()
+            .map(|m| (m.name.as_str(), m.rows))
             .collect::<std::collections::BTreeMap<_, _>>(),
     )?;
     let exported = report

@@ -115,7 +115,7 @@ impl Project {
     /// Every Parquet file of the events lake, relative to the project root, sorted.
     pub fn lake_files(&self) -> Vec<String> {
         let mut files = Vec::new();
-        walk(&self.path("data"), &mut |p| {
+        walk(&self.path("data/events"), &mut |p| {
             if p.extension().is_some_and(|e| e == "parquet") {
                 files.push(
                     p.strip_prefix(self.dir.path())
