@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,19 +73,26 @@ COPY (
 
 def run(cmd, cwd):
     """Runs cmd; returns (seconds, peak RSS in MiB). Fails loudly if the command fails."""
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - started
-    stderr = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"command failed: {' '.join(cmd)}\n{stderr}")
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty child cannot block
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            sys.exit(f"command failed: {' '.join(cmd)}\n{stderr.read().decode(errors='replace')}")
     return seconds, usage.ru_maxrss / 1024
 
 
 def fresh(path):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
+    return path
+
+
+def fresh_file(path):
+    if os.path.exists(path):
+        os.remove(path)
     return path
 
 
@@ -124,8 +132,7 @@ def main():
 
     # The lake now holds the largest row count: refresh it both ways.
     rows = max(args.rows)
-    fresh_db = lambda name: (os.path.join(work, name), [os.remove(p) for p in [os.path.join(work, name)] if os.path.exists(p)])[0]
-    rf_s, rf_rss = run([BIN, "-q", "--warehouse", fresh_db("refresh.duckdb"), "refresh"], project)
+    rf_s, rf_rss = run([BIN, "-q", "--warehouse", fresh_file(os.path.join(work, "refresh.duckdb")), "refresh"], project)
     row(f"micro-wh refresh ({rows:,} events)", 0, rf_s, rf_rss)
     plain = subprocess.run([BIN, "refresh", "--print-sql", "--exports-dir", fresh(os.path.join(work, "bare_exports"))],
                            cwd=project, check=True, capture_output=True, text=True).stdout
@@ -133,7 +140,7 @@ def main():
     with open(script, "w") as f:
         # The bare run needs the reference table the versioned SQL creates.
         f.write(open(os.path.join(project, "sql", "V001__dim_event_names.sql")).read() + "\n" + plain)
-    bare_s, bare_rss = run([BIN, "-q", "sql", "--db", fresh_db("bare.duckdb"), "-f", script], project)
+    bare_s, bare_rss = run([BIN, "-q", "sql", "--db", fresh_file(os.path.join(work, "bare.duckdb")), "-f", script], project)
     row(f"bare DuckDB, same model SQL + exports", 0, bare_s, bare_rss)
     print(f"{'':<42} ratio micro-wh refresh / bare SQL: time {rf_s / bare_s:.2f}x, peak RSS {rf_rss / bare_rss:.2f}x")
 

@@ -1,5 +1,6 @@
 -- The event names the product emits, with the funnel stage each belongs to.
--- silver_events accepts only these names; add new ones in a new V file.
+-- silver_events accepts only these names. To add one: a new V file inserting it, and the
+-- accepted_values test of silver_events in models/events/models.yaml.
 CREATE TABLE dim_event_names (
     event_name VARCHAR PRIMARY KEY,
     stage VARCHAR NOT NULL

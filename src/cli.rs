@@ -134,6 +134,8 @@ pub struct SqlArgs {
 /// Resolved settings: the configuration with CLI overrides applied and every path absolute.
 pub struct Project {
     pub root: PathBuf,
+    /// Where the user ran micro-wh; paths given on the command line are relative to it.
+    pub cwd: PathBuf,
     pub config: Config,
     pub quiet: bool,
 }
@@ -166,10 +168,15 @@ impl Project {
         if let Some(limit) = &args.memory_limit {
             config.engine.memory_limit = limit.clone();
         }
-        // Re-validate with the overrides in place.
-        let config = Config::parse(&serde_yaml::to_string(&config)?, &config_path)?;
+        config.validate().map_err(|message| {
+            anyhow::anyhow!(
+                "{message} (from a command-line flag or {})",
+                config_path.display()
+            )
+        })?;
         Ok(Project {
             root,
+            cwd,
             config,
             quiet: args.quiet,
         })
@@ -217,7 +224,7 @@ fn generate_command(project: &Project, args: &GenerateArgs) -> Result<()> {
     let options = GenerateOptions {
         rows: args.rows,
         seed: args.seed,
-        mode: Some(args.mode),
+        mode: args.mode,
         compression: args.compression,
         quiet: project.quiet,
     };
@@ -299,14 +306,20 @@ fn refresh_command(project: &Project, args: &RefreshArgs) -> Result<()> {
             m.tests.as_secs_f64()
         );
     }
+    let exported = match &exports_dir {
+        Some(_) => format!(
+            "{} files exported to {}",
+            report.exported.len(),
+            project.config.paths.exports_dir.display()
+        ),
+        None => "exports skipped".to_owned(),
+    };
     println!(
-        "refresh #{} succeeded in {:.1} s: {} models, {} data tests passed, {} files exported to {}",
+        "refresh #{} succeeded in {:.1} s: {} models, {} data tests passed, {exported}",
         report.id,
         report.elapsed.as_secs_f64(),
         report.models.len(),
         report.checks.len(),
-        report.exported.len(),
-        project.config.paths.exports_dir.display()
     );
     Ok(())
 }
@@ -316,11 +329,15 @@ fn sql_command(project: &Project, args: &SqlArgs) -> Result<()> {
     let conn = if args.in_memory {
         db::open_in_memory(&project.config, threads)?
     } else {
-        let path = args.db.clone().unwrap_or_else(|| project.warehouse());
+        let path = args
+            .db
+            .as_ref()
+            .map_or_else(|| project.warehouse(), |db| project.cwd.join(db));
         db::open_warehouse(&path, &project.config, threads)?
     };
     if let Some(file) = &args.file {
-        let script = std::fs::read_to_string(file)
+        let file = project.cwd.join(file);
+        let script = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         // The error names the file; repeating a whole script after it would bury the message.
         conn.execute_batch(&script)
@@ -328,12 +345,7 @@ fn sql_command(project: &Project, args: &SqlArgs) -> Result<()> {
         return Ok(());
     }
     let query = args.query.as_deref().unwrap_or_default();
-    let mut stmt = conn
-        .prepare(query)
-        .map_err(|source| crate::error::Error::Sql {
-            sql: query.to_owned(),
-            source,
-        })?;
+    let mut stmt = db::prepare(&conn, query)?;
     let batches: Vec<_> = stmt.query_arrow([])?.collect();
     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     Ok(())

@@ -196,7 +196,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks values serde cannot; the message starts with the offending key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
         let ev = &self.generate.events;
         if ev.rows == 0 {
             return Err("generate.events.rows: must be at least 1".into());

@@ -57,6 +57,23 @@ pub fn execute(conn: &Connection, sql: &str) -> Result<(), Error> {
     })
 }
 
+/// Prepares a statement; an error carries the SQL.
+pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>, Error> {
+    conn.prepare(sql).map_err(|source| Error::Sql {
+        sql: sql.to_owned(),
+        source,
+    })
+}
+
+/// Opens an existing database file without taking the write lock (for `status`).
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = DuckConfig::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)?
+        .enable_autoload_extension(false)?;
+    Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open {} (is a refresh running?)", path.display()))
+}
+
 /// Runs a query returning one value.
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
     conn.query_row(sql, [], |row| row.get(0))

@@ -1,8 +1,9 @@
 //! The Hive-partitioned Parquet lake: staged writes, atomic publication, and statistics.
 //!
 //! A write goes into `<lake>/.staging/<dataset>-<run>/`; only when it is complete does the
-//! staged tree replace `<lake>/<dataset>/` in one rename, so a reader (or a run killed at any
-//! moment) sees either the old lake or the new one, never a partial file. Append mode
+//! staged tree replace `<lake>/<dataset>/` in one rename, so a query that lists the lake (or a
+//! run killed at any moment) sees either the old lake or the new one, never a partial file.
+//! (A query still reading the old files when they are removed fails and can be rerun.) Append mode
 //! hard-links the existing files into the staged tree first, so existing files are never
 //! rewritten and the append is still all-or-nothing.
 
@@ -15,9 +16,10 @@ use crate::error::Result;
 
 pub const STAGING_DIR: &str = ".staging";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum WriteMode {
     /// Replace the dataset's files with the new ones.
+    #[default]
     Overwrite,
     /// Add new files beside the existing ones (which are never rewritten).
     Append,
@@ -80,6 +82,9 @@ fn lock_exclusive(_file: &File) -> std::io::Result<()> {
 pub struct StagedWrite {
     pub dir: PathBuf,
     target: PathBuf,
+    /// Where the fallback (non-atomic) swap parks the previous lake; outside staging so a
+    /// crash mid-swap can be undone by the next run rather than cleaned away.
+    aside: PathBuf,
     published: bool,
     _lock: LakeLock,
 }
@@ -89,6 +94,18 @@ impl StagedWrite {
     /// creates an empty staging directory for this run.
     pub fn begin(lake_dir: &Path, dataset: &str, run_id: &str) -> Result<StagedWrite> {
         let lock = LakeLock::acquire(lake_dir)?;
+        let target = dataset_dir(lake_dir, dataset);
+        let aside = lake_dir.join(format!(".previous-{dataset}"));
+        if aside.exists() {
+            if target.exists() {
+                fs::remove_dir_all(&aside)
+                    .with_context(|| format!("cannot remove {}", aside.display()))?;
+            } else {
+                tracing::warn!("restoring {} from an interrupted swap", target.display());
+                fs::rename(&aside, &target)
+                    .with_context(|| format!("cannot restore {}", target.display()))?;
+            }
+        }
         let staging_root = lake_dir.join(STAGING_DIR);
         if staging_root.exists() {
             tracing::info!(
@@ -103,7 +120,8 @@ impl StagedWrite {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(StagedWrite {
             dir,
-            target: dataset_dir(lake_dir, dataset),
+            target,
+            aside,
             published: false,
             _lock: lock,
         })
@@ -115,15 +133,7 @@ impl StagedWrite {
             link_tree(&self.target, &self.dir)?;
         }
         if self.target.exists() {
-            exchange(&self.dir, &self.target)?;
-            // `self.dir` now holds the previous lake; a crash before this removal leaves it
-            // in staging, where the next run cleans it.
-            fs::remove_dir_all(&self.dir).with_context(|| {
-                format!(
-                    "cannot remove previous lake files in {}",
-                    self.dir.display()
-                )
-            })?;
+            replace_dir(&self.dir, &self.target, &self.aside)?;
         } else {
             fs::rename(&self.dir, &self.target).with_context(|| {
                 format!(
@@ -168,39 +178,41 @@ fn link_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Swaps two directories atomically (Linux `renameat2(RENAME_EXCHANGE)`); elsewhere falls
-/// back to two renames, which leaves a short window with no lake.
-fn exchange(a: &Path, b: &Path) -> Result<()> {
+/// Puts `new` in place of `target`. On Linux one `renameat2(RENAME_EXCHANGE)` swaps them, so
+/// `target` always holds a whole lake; `new` then holds the previous one, which is removed
+/// (or, after a crash, cleaned with the staging directory). Elsewhere `target` is first moved
+/// to `aside`, which `StagedWrite::begin` puts back if a crash left no `target`.
+fn replace_dir(new: &Path, target: &Path, aside: &Path) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        let ca = CString::new(a.as_os_str().as_bytes())?;
-        let cb = CString::new(b.as_os_str().as_bytes())?;
+        let c_new = CString::new(new.as_os_str().as_bytes())?;
+        let c_target = CString::new(target.as_os_str().as_bytes())?;
         // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them from the cwd.
         let rc = unsafe {
             libc::renameat2(
                 libc::AT_FDCWD,
-                ca.as_ptr(),
+                c_new.as_ptr(),
                 libc::AT_FDCWD,
-                cb.as_ptr(),
+                c_target.as_ptr(),
                 libc::RENAME_EXCHANGE,
             )
         };
         if rc == 0 {
-            return Ok(());
+            return fs::remove_dir_all(new).with_context(|| {
+                format!("cannot remove previous lake files in {}", new.display())
+            });
         }
         tracing::debug!(
             "renameat2 failed ({}), using two renames",
             std::io::Error::last_os_error()
         );
     }
-    let aside = a.with_extension("previous");
-    fs::rename(b, &aside).with_context(|| format!("cannot move {} aside", b.display()))?;
-    fs::rename(a, b).with_context(|| format!("cannot move {} to {}", a.display(), b.display()))?;
-    fs::rename(&aside, a)
-        .with_context(|| format!("cannot move {} to {}", aside.display(), a.display()))?;
-    Ok(())
+    fs::rename(target, aside).with_context(|| format!("cannot move {} aside", target.display()))?;
+    fs::rename(new, target)
+        .with_context(|| format!("cannot move {} to {}", new.display(), target.display()))?;
+    fs::remove_dir_all(aside).with_context(|| format!("cannot remove {}", aside.display()))
 }
 
 /// What `status` reports about one dataset's files.
@@ -215,8 +227,12 @@ pub struct LakeFiles {
 pub fn scan_files(lake_dir: &Path, dataset: &str) -> Result<LakeFiles> {
     let mut stats = LakeFiles::default();
     let dir = dataset_dir(lake_dir, dataset);
-    let Ok(partitions) = fs::read_dir(&dir) else {
-        return Ok(stats);
+    let partitions = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", dir.display())))
+        }
     };
     for partition in partitions {
         let partition = partition?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duckdb::Connection;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 fn target(quiet: bool) -> ProgressDrawTarget {
     // indicatif's stderr target already hides itself when stderr is not a terminal.
@@ -21,9 +21,12 @@ pub fn rows_bar(total: u64, label: &str, quiet: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, eta {eta}) {msg}",
+            "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({rate}, eta {eta}) {msg}",
         )
-        .expect("valid template"),
+        .expect("valid template")
+        .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{} rows/s", HumanCount(state.per_sec() as u64));
+        }),
     );
     bar.set_prefix(label.to_owned());
     bar

@@ -1,8 +1,5 @@
 //! `micro-wh status`: what is in the lake and the warehouse right now.
 
-use anyhow::Context;
-use duckdb::{AccessMode, Config as DuckConfig, Connection};
-
 use crate::cli::Project;
 use crate::db;
 use crate::error::Result;
@@ -53,15 +50,7 @@ pub fn print(project: &Project) -> Result<()> {
         println!("  (not created yet: run `micro-wh refresh`)");
         return Ok(());
     }
-    let flags = DuckConfig::default()
-        .access_mode(AccessMode::ReadOnly)?
-        .enable_autoload_extension(false)?;
-    let conn = Connection::open_with_flags(&warehouse, flags).with_context(|| {
-        format!(
-            "cannot open {} (is a refresh running?)",
-            warehouse.display()
-        )
-    })?;
+    let conn = db::open_read_only(&warehouse)?;
     let has = |table: &str| -> Result<bool> {
         Ok(db::query_one::<i64>(
             &conn,
@@ -78,9 +67,11 @@ pub fn print(project: &Project) -> Result<()> {
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let (file, checksum, at, ms): (String, String, String, i64) =
-                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-            println!("  {file:<40} sha256 {}…  {at}  {ms} ms", &checksum[..12]);
+            let (file, checksum, at, ms): (String, String, String, i64) = row.try_into()?;
+            println!(
+                "  {file:<40} sha256 {}…  {at}  {ms} ms",
+                checksum.get(..12).unwrap_or(&checksum)
+            );
         }
     }
     println!("last refreshes:");
@@ -101,15 +92,7 @@ pub fn print(project: &Project) -> Result<()> {
                 i32,
                 i32,
                 String,
-            ) = (
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-            );
+            ) = row.try_into()?;
             let error = error.lines().next().unwrap_or_default();
             println!("  #{id:<4} {at}  {status:<9} {secs:>6} s  tests {passed} passed, {failed} failed  {error}");
         }

@@ -150,7 +150,7 @@ fn invalid_rows_are_rejected_with_a_reason_not_dropped() {
     );
     assert_eq!(
         reasons,
-        "duplicate of an earlier row|properties is not a JSON object|team_id is missing|unknown event_name|user_id out of range"
+        "duplicate of another row|properties is not a JSON object|team_id is missing|unknown event_name|user_id out of range"
     );
     assert_eq!(
         p.warehouse_value::<i64>("SELECT count(*) FROM silver_events") + 5,
@@ -341,11 +341,83 @@ fn config_paths_and_flags_are_honoured() {
     assert!(p.path("lake/events").is_dir());
     assert!(p.path("wh/main.duckdb").is_file());
     assert!(p.path("out/gold_event_mix.parquet").is_file());
-    // A flag overrides the file.
-    p.ok(&["refresh", "--exports-dir", "out2"]);
+    // Flags override the file; they are relative to where micro-wh runs.
+    std::fs::rename(p.path("sql"), p.path("queries")).unwrap();
+    let out = p.ok(&[
+        "refresh",
+        "--exports-dir",
+        "out2",
+        "--lake-dir",
+        "lake2",
+        "--warehouse",
+        "wh2.duckdb",
+        "--sql-dir",
+        "queries",
+    ]);
+    assert!(
+        out.contains("refresh #1 succeeded"),
+        "a new warehouse: {out}"
+    );
+    assert!(
+        p.path("lake2/events").is_dir(),
+        "the empty lake2 was generated"
+    );
+    assert!(p.path("wh2.duckdb").is_file());
     assert!(p.path("out2/gold_event_mix.parquet").is_file());
-    p.ok(&["refresh", "--no-export", "--exports-dir", "out3"]);
+    let out = p.ok(&[
+        "refresh",
+        "--no-export",
+        "--exports-dir",
+        "out3",
+        "--sql-dir",
+        "queries",
+    ]);
+    assert!(out.contains("exports skipped"), "{out}");
     assert!(!p.path("out3").exists());
+    // Bad flag values are refused like bad file values.
+    let err = p.fails(&["--memory-limit", "lots", "status"]);
+    assert!(
+        err.contains("engine.memory_limit") && err.contains("command-line flag"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_model_can_switch_between_view_and_table() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh"]);
+    let as_table = p.read("sql/models/events/models.yaml").replace(
+        "  - name: silver_events\n    layer: silver\n    materialized: view",
+        "  - name: silver_events\n    layer: silver\n    materialized: table",
+    );
+    p.write("sql/models/events/models.yaml", &as_table);
+    p.ok(&["refresh"]);
+    let kind =
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'silver_events'";
+    assert_eq!(p.warehouse_value::<String>(kind), "BASE TABLE");
+    p.write(
+        "sql/models/events/models.yaml",
+        &as_table.replace(
+            "  - name: silver_events\n    layer: silver\n    materialized: table",
+            "  - name: silver_events\n    layer: silver\n    materialized: view",
+        ),
+    );
+    p.ok(&["refresh"]);
+    assert_eq!(p.warehouse_value::<String>(kind), "VIEW");
+}
+
+#[test]
+fn a_model_name_that_is_not_an_identifier_is_refused() {
+    let p = Project::new(1_000);
+    let models = p
+        .read("sql/models/events/models.yaml")
+        .replace("- name: gold_event_mix", "- name: ../gold_event_mix");
+    p.write("sql/models/events/models.yaml", &models);
+    let err = p.fails(&["refresh"]);
+    assert!(
+        err.contains("models.yaml") && err.contains("`../gold_event_mix`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl DatasetName {
 pub struct GenerateOptions {
     pub rows: Option<u64>,
     pub seed: Option<u64>,
-    pub mode: Option<WriteMode>,
+    pub mode: WriteMode,
     pub compression: Option<Compression>,
     pub quiet: bool,
 }
@@ -142,7 +142,7 @@ pub fn generate(
     drop(conn);
     bar.finish_and_clear();
 
-    staged.publish(options.mode.unwrap_or(WriteMode::Overwrite))?;
+    staged.publish(options.mode)?;
     Ok(GenerateReport {
         dataset: dataset.name(),
         rows,

@@ -4,8 +4,8 @@
 //! N over the days with a multinomial draw (weights = seconds in each day) and then drawing
 //! each day's rows uniformly inside it. The second form lets every unit be built on its own,
 //! in time order, by any thread, from `(seed, unit id)` alone: the rows are the same whatever
-//! the thread count, and the lake writer sees rows in date order, so it keeps only a few
-//! partitions open at a time.
+//! the thread count, and the units can be cut into slices of whole days that are written one
+//! after another (see [`write_slices`]).
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

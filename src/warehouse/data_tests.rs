@@ -35,7 +35,8 @@ pub enum DataTest {
 pub struct Check {
     pub model: String,
     pub name: String,
-    /// Returns one BIGINT: the number of offending rows (for row_count: the row count).
+    /// Returns one BIGINT: the number of offending rows (for row_count: the row count,
+    /// checked against `bounds`).
     sql: String,
     bounds: Option<(Option<u64>, Option<u64>)>,
 }
@@ -84,7 +85,10 @@ impl DataTest {
                     .join(", ");
                 vec![check(
                     format!("unique({})", columns.join(", ")),
-                    format!("SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} HAVING count(*) > 1)"),
+                    format!(
+                        "SELECT coalesce(sum(n), 0)::BIGINT FROM \
+                         (SELECT count(*) AS n FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
+                    ),
                 )]
             }
             DataTest::AcceptedValues { column, values } => {
@@ -181,7 +185,11 @@ mod tests {
             run(DataTest::NotNull(vec!["a".into(), "c".into()])),
             vec![1, 0]
         );
-        assert_eq!(run(DataTest::Unique(vec!["a".into()])), vec![1]);
+        assert_eq!(
+            run(DataTest::Unique(vec!["a".into()])),
+            vec![2],
+            "both rows with a = 1"
+        );
         assert_eq!(
             run(DataTest::AcceptedValues {
                 column: "c".into(),

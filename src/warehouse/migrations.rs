@@ -160,13 +160,7 @@ pub fn apply(conn: &Connection, migrations: &[Migration]) -> Result<Vec<AppliedM
                 String,
                 String,
                 String,
-            ) = (
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            );
+            ) = row.try_into()?;
             match (kind.as_str(), version) {
                 ("versioned", Some(v)) => {
                     applied_versions.insert(v as u32, (file, checksum));

@@ -107,6 +107,19 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
             message: e.to_string(),
         })?;
         for spec in file.models {
+            // The name becomes a table name and an export file name.
+            let valid = !spec.name.is_empty()
+                && spec
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                bail!(
+                    "{}: model name `{}` must be letters, digits and underscores",
+                    spec_path.display(),
+                    spec.name
+                );
+            }
             if models.iter().any(|m| m.name == spec.name) {
                 bail!(
                     "{}: model `{}` is declared twice",

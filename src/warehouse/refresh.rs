@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use super::data_tests::CheckOutcome;
 use super::migrations::{self, AppliedMigration, Migration};
-use super::models::{self, Model};
+use super::models::{self, Materialized, Model};
 use super::template::Vars;
 use super::{ensure_bookkeeping, export, history_table, REFRESH_LOG, TEST_RESULTS};
 use crate::config::Config;
@@ -117,7 +117,13 @@ pub fn refresh(
     let outcome = run_steps(conn, inputs, config, exports_dir, &bar, &mut report);
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
-    record(conn, &report, outcome.as_ref().err())?;
+    if let Err(log_error) = record(conn, &report, outcome.as_ref().err()) {
+        // The refresh's own error matters more than a failure to log it.
+        match &outcome {
+            Ok(()) => return Err(log_error),
+            Err(_) => tracing::error!("could not record the failed refresh: {log_error:#}"),
+        }
+    }
     outcome.map(|()| report)
 }
 
@@ -154,16 +160,14 @@ fn run_steps(
     }
 
     if let Some(dir) = exports_dir {
+        let mut exports = export::StagedExports::new(dir, config.lake.compression)?;
         for model in inputs.models.iter().filter(|m| m.is_gold()) {
-            let path = progress::with_query_progress(
-                conn,
-                bar,
-                &format!("export {}", model.name),
-                || export::export_table(conn, &model.name, dir, config.lake.compression),
-            )?;
-            report.exported.push(path);
+            progress::with_query_progress(conn, bar, &format!("export {}", model.name), || {
+                exports.write(conn, &model.name)
+            })?;
             bar.inc(1);
         }
+        report.exported = exports.publish()?;
     }
     Ok(())
 }
@@ -178,6 +182,7 @@ fn build_and_test(
 ) -> Result<()> {
     for model in models {
         let started = Instant::now();
+        drop_if_other_kind(conn, model)?;
         progress::with_query_progress(conn, bar, &format!("build {}", model.name), || {
             db::execute(conn, &model.create_sql())
         })
@@ -216,12 +221,37 @@ fn build_and_test(
             conn,
             &format!(
                 "CREATE TABLE IF NOT EXISTS {history} AS SELECT CAST(NULL AS BIGINT) AS refresh_id, * FROM {table} LIMIT 0;
-                 INSERT INTO {history} SELECT {id} AS refresh_id, * FROM {table};",
+                 INSERT INTO {history} BY NAME SELECT {id} AS refresh_id, * FROM {table};",
                 id = report.id
             ),
-        )?;
+        )
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot append {} to {history}: if the model's columns changed, rename or drop the history table",
+                model.name
+            ))
+        })?;
     }
     bar.inc(1);
+    Ok(())
+}
+
+/// A model that changes between view and table must first lose its old kind:
+/// `CREATE OR REPLACE TABLE` does not replace a view, nor the other way round.
+fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            params![model.name],
+            |row| row.get(0),
+        )
+        .ok();
+    let drop = match (existing.as_deref(), model.materialized) {
+        (Some("VIEW"), Materialized::Table) => "VIEW",
+        (Some("BASE TABLE"), Materialized::View) => "TABLE",
+        _ => return Ok(()),
+    };
+    db::execute(conn, &format!("DROP {drop} {}", ident(&model.name)))?;
     Ok(())
 }
 

@@ -20,11 +20,14 @@ WITH checked AS (
 )
 SELECT
     event_time, user_id, team_id, event_name, properties, date,
-    -- The first of identical rows stays; the others are rejected as duplicates.
+    -- Of valid rows identical in every column one stays and its copies are rejected. Only
+    -- valid rows are ranked together, so an invalid twin can never push a valid row out.
     CASE
         WHEN reject_reason IS NULL
-            AND row_number() OVER (PARTITION BY event_time, user_id, team_id, event_name, properties) > 1
-        THEN 'duplicate of an earlier row'
+            AND row_number() OVER (
+                PARTITION BY reject_reason IS NULL, event_time, user_id, team_id, event_name, properties, date
+            ) > 1
+        THEN 'duplicate of another row'
         ELSE reject_reason
     END AS reject_reason
 FROM checked
