@@ -1,17 +1,12 @@
-//! Command-line interface: argument definitions and what each command does.
+//! Command-line arguments: what each command accepts and how `--help` explains it. The
+//! commands themselves live in [`crate::commands`].
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Compression, Config, DEFAULT_CONFIG_FILE};
-use crate::error::Result;
-use crate::generate::{self, DatasetName, GenerateOptions};
-use crate::lake::{self, WriteMode};
-use crate::warehouse::refresh::{self, RefreshInputs};
-use crate::{db, status};
+use crate::config::{Compression, ExportFormat, DEFAULT_CONFIG_FILE};
+use crate::lake::WriteMode;
 
 /// micro-wh: synthetic or real data -> partitioned Parquet lake -> tested bronze/silver/gold
 /// warehouse on DuckDB, on one machine.
@@ -20,10 +15,20 @@ use crate::{db, status};
 ///
 ///   micro-wh refresh                 # generate the lake if empty, build and test, export gold
 ///   micro-wh generate events --rows 10000000 --seed 7
+///   micro-wh ingest --all            # declared sources (warehouse.yaml `sources:`) into the lake
 ///   micro-wh status                  # lake, applied SQL, last refreshes
 ///   micro-wh sql "SELECT * FROM gold_daily_active_users ORDER BY date DESC LIMIT 7"
 ///
 /// Settings come from warehouse.yaml (every key has a default); flags override it.
+///
+/// Exit codes:
+///   0  success
+///   1  error (the message names the file, key, line or SQL at fault)
+///   2  bad command-line usage
+///   3  ingest (or refresh --ingest): loaded, but some rows were quarantined (ingest_quarantine)
+///   4  refresh: data tests failed; the previous tables, history and exports are kept
+///   5  an applied migration was edited or removed, or a SQL file is misnamed or duplicated
+///   6  the lake or the warehouse file is in use by another process
 #[derive(Debug, Parser)]
 #[command(name = "micro-wh", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
@@ -66,12 +71,29 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate a synthetic dataset into the lake (<lake_dir>/<dataset>/<key>=<value>/*.parquet).
+    /// Generate a synthetic dataset: `events` into the lake, `business-events` as NDJSON files.
     ///
-    /// Rows are built in parallel in Rust and streamed into DuckDB's partitioned Parquet
-    /// writer; the same seed gives the same rows whatever the thread count. The write is
-    /// staged and published atomically: readers never see a partial lake.
+    /// events: rows are built in parallel in Rust and streamed into DuckDB's partitioned
+    /// Parquet writer (<lake_dir>/events/date=YYYY-MM-DD/*.parquet); the same seed gives the
+    /// same rows whatever the thread count. The write is staged and published atomically.
+    ///
+    /// business-events: NDJSON files as an upstream system delivers them (with duplicate ids
+    /// and late updates), into --out (default raw/business_events), for `micro-wh ingest`.
     Generate(GenerateArgs),
+    /// Load the declared sources' files into the lake, quarantining every bad row.
+    ///
+    /// Sources are declared under `sources:` in warehouse.yaml (format csv, json, ndjson, log,
+    /// sqlite or parquet; path; optional columns, checks, key, partition_by, file_name).
+    /// Each file's rows, its quarantine (ingest_quarantine) and its manifest row
+    /// (ingest_manifest: rows_in = rows_loaded + rows_quarantined) are committed together.
+    /// An unchanged file (same SHA-256) is skipped; a changed one replaces its earlier rows.
+    /// Afterwards each source is queryable as the view bronze_<source>.
+    ///
+    /// Exit codes: 0 all loaded, 3 loaded with some rows quarantined, 1 a file or source
+    /// failed (nothing of a failing file is committed; the other files still load).
+    Ingest(IngestArgs),
+    /// Write tables of the warehouse to the exports directory as Parquet or CSV.
+    Export(ExportArgs),
     /// Apply SQL migrations, rebuild and test every model, record the refresh, export gold.
     ///
     /// If the default dataset's lake is empty (a fresh clone), it is generated first.
@@ -88,9 +110,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Dataset to generate.
-    #[arg(value_enum)]
-    pub dataset: DatasetName,
+    /// Dataset to generate: events or business-events.
+    pub dataset: String,
     /// Number of rows (default: generate.<dataset>.rows).
     #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
     pub rows: Option<u64>,
@@ -98,11 +119,51 @@ pub struct GenerateArgs {
     #[arg(long, short = 's')]
     pub seed: Option<u64>,
     /// overwrite replaces the dataset's files; append adds new files beside them.
-    #[arg(long, value_enum, default_value = "overwrite")]
-    pub mode: WriteMode,
+    #[arg(long, default_value = "overwrite", value_parser = ["overwrite", "append"])]
+    pub mode: String,
     /// Parquet compression (default: lake.compression).
-    #[arg(long, value_enum)]
-    pub compression: Option<Compression>,
+    #[arg(long, value_parser = ["zstd", "snappy"])]
+    pub compression: Option<String>,
+    /// Folder for generators that write files (default: the generator's own, e.g. raw/business_events).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    pub fn mode(&self) -> WriteMode {
+        self.mode.parse().expect("clap checked the value")
+    }
+    pub fn compression(&self) -> Option<Compression> {
+        self.compression.as_deref().map(|c| c.parse().expect("clap checked the value"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Sources to ingest, as named under `sources:`.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub sources: Vec<String>,
+    /// Ingest every declared source.
+    #[arg(long)]
+    pub all: bool,
+    /// Read this file, folder or glob instead of the source's configured path (one source only).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Tables or views to export (default: every gold model).
+    pub tables: Vec<String>,
+    /// File format; written as <exports_dir>/<table>.<format>.
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "csv"])]
+    pub format: String,
+}
+
+impl ExportArgs {
+    pub fn format(&self) -> ExportFormat {
+        self.format.parse().expect("clap checked the value")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +174,12 @@ pub struct RefreshArgs {
     /// Print the plain SQL of the models and exports and exit, touching nothing.
     #[arg(long)]
     pub print_sql: bool,
+    /// Ingest every declared source first (one command for a cron job).
+    #[arg(long)]
+    pub ingest: bool,
+    /// Go on when a versioned SQL file that was applied is gone from the SQL directory.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -129,224 +196,8 @@ pub struct SqlArgs {
     /// Run against this database file instead of the configured warehouse.
     #[arg(long, conflicts_with = "in_memory")]
     pub db: Option<PathBuf>,
+    /// Write the query's result to this file instead of printing it: .csv, .parquet or .json.
+    #[arg(long, short = 'o', conflicts_with = "file")]
+    pub output: Option<PathBuf>,
 }
 
-/// Resolved settings: the configuration with CLI overrides applied and every path absolute.
-pub struct Project {
-    pub root: PathBuf,
-    /// Where the user ran micro-wh; paths given on the command line are relative to it.
-    pub cwd: PathBuf,
-    pub config: Config,
-    pub quiet: bool,
-}
-
-impl Project {
-    pub fn load(args: &GlobalArgs) -> Result<Project> {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let config_path = cwd.join(&args.config);
-        let must_exist = args.config.as_os_str() != DEFAULT_CONFIG_FILE;
-        let mut config = Config::load(&config_path, must_exist)?;
-        let root = config_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| cwd.clone());
-        // Flags are relative to where the user is; the file's paths to the project root.
-        let overrides = [
-            (&args.lake_dir, &mut config.paths.lake_dir),
-            (&args.warehouse, &mut config.paths.warehouse),
-            (&args.exports_dir, &mut config.paths.exports_dir),
-            (&args.sql_dir, &mut config.paths.sql_dir),
-        ];
-        for (flag, setting) in overrides {
-            if let Some(path) = flag {
-                *setting = relative_to(&cwd.join(path), &root);
-            }
-        }
-        if let Some(threads) = args.threads {
-            config.engine.threads = threads;
-        }
-        if let Some(limit) = &args.memory_limit {
-            config.engine.memory_limit = limit.clone();
-        }
-        config.validate().map_err(|message| {
-            anyhow::anyhow!(
-                "{message} (from a command-line flag or {})",
-                config_path.display()
-            )
-        })?;
-        Ok(Project {
-            root,
-            cwd,
-            config,
-            quiet: args.quiet,
-        })
-    }
-
-    pub fn path(&self, relative: &Path) -> PathBuf {
-        self.root.join(relative)
-    }
-    pub fn lake_dir(&self) -> PathBuf {
-        self.path(&self.config.paths.lake_dir)
-    }
-    pub fn warehouse(&self) -> PathBuf {
-        self.path(&self.config.paths.warehouse)
-    }
-    pub fn exports_dir(&self) -> PathBuf {
-        self.path(&self.config.paths.exports_dir)
-    }
-    pub fn sql_dir(&self) -> PathBuf {
-        self.path(&self.config.paths.sql_dir)
-    }
-}
-
-/// `path` relative to `root` when it lies inside it, so views in the warehouse keep
-/// working from the project root on another machine.
-fn relative_to(path: &Path, root: &Path) -> PathBuf {
-    path.strip_prefix(root)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
-}
-
-pub fn run(cli: Cli) -> Result<()> {
-    let project = Project::load(&cli.global)?;
-    // Views over the lake use paths relative to the project root, as the DuckDB CLI will.
-    std::env::set_current_dir(&project.root)
-        .with_context(|| format!("cannot enter project root {}", project.root.display()))?;
-    match cli.command {
-        Command::Generate(args) => generate_command(&project, &args),
-        Command::Refresh(args) => refresh_command(&project, &args),
-        Command::Status => status::print(&project),
-        Command::Sql(args) => sql_command(&project, &args),
-    }
-}
-
-fn generate_command(project: &Project, args: &GenerateArgs) -> Result<()> {
-    let options = GenerateOptions {
-        rows: args.rows,
-        seed: args.seed,
-        mode: args.mode,
-        compression: args.compression,
-        quiet: project.quiet,
-    };
-    run_generate(project, args.dataset, &options)
-}
-
-fn run_generate(project: &Project, name: DatasetName, options: &GenerateOptions) -> Result<()> {
-    let dataset = generate::build_dataset(name, &project.config, options)?;
-    let lake_dir = project.lake_dir();
-    let report = generate::generate(Arc::clone(&dataset), &project.config, &lake_dir, options)?;
-    let files = lake::scan_files(&lake_dir, report.dataset)?;
-    let secs = report.elapsed.as_secs_f64();
-    println!(
-        "generated {} {} rows into {} in {:.1} s ({:.0} rows/s); lake now {} partitions, {} files, {}",
-        report.rows,
-        report.dataset,
-        lake::dataset_dir(&project.config.paths.lake_dir, report.dataset).display(),
-        secs,
-        report.rows as f64 / secs.max(1e-9),
-        files.partitions,
-        files.files,
-        status::human_bytes(files.bytes),
-    );
-    Ok(())
-}
-
-fn refresh_command(project: &Project, args: &RefreshArgs) -> Result<()> {
-    let inputs = RefreshInputs::load(&project.config, &project.sql_dir())?;
-    let exports_dir =
-        (!args.no_export && project.config.refresh.export).then(|| project.exports_dir());
-    if args.print_sql {
-        print!(
-            "{}",
-            inputs.plain_sql(exports_dir.as_deref(), &project.config)
-        );
-        return Ok(());
-    }
-
-    let default_dataset = &project.config.refresh.default_dataset;
-    let lake_dir = project.lake_dir();
-    if lake::scan_files(&lake_dir, default_dataset)?.files == 0 {
-        let name = DatasetName::parse(default_dataset)
-            .with_context(|| format!("refresh.default_dataset `{default_dataset}` is not a dataset micro-wh can generate"))?;
-        eprintln!(
-            "The lake at {} is empty: generating the default dataset first (micro-wh generate {default_dataset}).",
-            lake::dataset_dir(&project.config.paths.lake_dir, default_dataset).display()
-        );
-        run_generate(
-            project,
-            name,
-            &GenerateOptions {
-                quiet: project.quiet,
-                ..Default::default()
-            },
-        )?;
-    }
-
-    let conn = db::open_warehouse(
-        &project.warehouse(),
-        &project.config,
-        project.config.threads(),
-    )?;
-    let report = refresh::refresh(
-        &conn,
-        &inputs,
-        &project.config,
-        exports_dir.as_deref(),
-        project.quiet,
-    )?;
-    for m in &report.migrations {
-        println!("applied {} ({} ms)", m.file, m.duration_ms);
-    }
-    for m in &report.models {
-        println!(
-            "{:<28} {:>12} rows  built in {:>5.2} s, tested in {:>5.2} s",
-            m.name,
-            m.rows,
-            m.build.as_secs_f64(),
-            m.tests.as_secs_f64()
-        );
-    }
-    let exported = match &exports_dir {
-        Some(_) => format!(
-            "{} files exported to {}",
-            report.exported.len(),
-            project.config.paths.exports_dir.display()
-        ),
-        None => "exports skipped".to_owned(),
-    };
-    println!(
-        "refresh #{} succeeded in {:.1} s: {} models, {} data tests passed, {exported}",
-        report.id,
-        report.elapsed.as_secs_f64(),
-        report.models.len(),
-        report.checks.len(),
-    );
-    Ok(())
-}
-
-fn sql_command(project: &Project, args: &SqlArgs) -> Result<()> {
-    let threads = project.config.threads();
-    let conn = if args.in_memory {
-        db::open_in_memory(&project.config, threads)?
-    } else {
-        let path = args
-            .db
-            .as_ref()
-            .map_or_else(|| project.warehouse(), |db| project.cwd.join(db));
-        db::open_warehouse(&path, &project.config, threads)?
-    };
-    if let Some(file) = &args.file {
-        let file = project.cwd.join(file);
-        let script = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        // The error names the file; repeating a whole script after it would bury the message.
-        conn.execute_batch(&script)
-            .with_context(|| format!("script {} failed", file.display()))?;
-        return Ok(());
-    }
-    let query = args.query.as_deref().unwrap_or_default();
-    let mut stmt = db::prepare(&conn, query)?;
-    let batches: Vec<_> = stmt.query_arrow([])?.collect();
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
-    Ok(())
-}

@@ -1,9 +1,8 @@
 //! `warehouse.yaml`: every path and setting, with defaults, strict parsing and validation.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -18,7 +17,10 @@ pub struct Config {
     pub paths: Paths,
     pub engine: Engine,
     pub lake: Lake,
-    pub generate: Generate,
+    /// Settings of each generator, keyed by dataset name; each generator reads its own section.
+    pub generate: BTreeMap<String, serde_yaml::Value>,
+    /// Files to ingest, keyed by source name (the lake folder and `bronze_<name>` view).
+    pub sources: BTreeMap<String, SourceConfig>,
     pub refresh: Refresh,
 }
 
@@ -64,11 +66,22 @@ impl Default for Engine {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     Zstd,
     Snappy,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "zstd" => Ok(Compression::Zstd),
+            "snappy" => Ok(Compression::Snappy),
+            _ => Err(format!("`{s}` is not a compression (zstd, snappy)")),
+        }
+    }
 }
 
 impl Compression {
@@ -100,52 +113,119 @@ impl Default for Lake {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Generate {
-    pub events: EventsConfig,
-}
-
-/// Settings of the product-events generator.
+/// One declared input of `micro-wh ingest`: where its files are and what a valid row is.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventsConfig {
-    pub rows: u64,
-    pub seed: u64,
-    /// First possible `event_time`, "YYYY-MM-DD HH:MM:SS".
-    pub start: String,
-    /// Last possible `event_time` (inclusive).
-    pub end: String,
-    pub max_user_id: i64,
-    pub max_team_id: i64,
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// csv | json | ndjson | log | sqlite | parquet (checked against the ingest formats).
+    pub format: String,
+    /// A file, a folder (every file in it, sorted) or a glob, relative to the project root.
+    pub path: PathBuf,
+    /// Declared schema in file order: name -> DuckDB type, optionally followed by NOT NULL.
+    #[serde(default, with = "ordered_map")]
+    pub columns: Option<Vec<(String, String)>>,
+    /// CSV tokens read as NULL (default: the empty field).
+    #[serde(default)]
+    pub null_values: Option<Vec<String>>,
+    /// SQL predicates every row must satisfy.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// At most one row per key in the lake.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Among rows with one key, the greatest `order_by` wins (ties: the later file/line).
+    #[serde(default)]
+    pub order_by: Option<String>,
+    /// Hive partition levels: a list of columns or a map name -> SQL expression.
+    #[serde(default)]
+    pub partition_by: PartitionBy,
+    /// One file of exactly this name per leaf partition folder.
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// log: a regex whose named groups become columns.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// sqlite: which tables (default: all).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Rows per batch read into the engine.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
 }
 
-impl Default for EventsConfig {
-    fn default() -> Self {
-        EventsConfig {
-            rows: 1_000_000,
-            seed: 42,
-            start: "2023-01-01 00:00:00".into(),
-            end: "2025-12-31 23:59:59".into(),
-            max_user_id: 100_000,
-            max_team_id: 1_000,
+fn default_chunk_rows() -> usize {
+    100_000
+}
+
+/// `partition_by` as written: `[a, b]` or `{name: expression}`; both become ordered
+/// (name, SQL expression) pairs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PartitionBy(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PartitionBy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::Null => Ok(PartitionBy::default()),
+            serde_yaml::Value::Sequence(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    // A plain column is the expression `"column"` (quoted as db::ident does;
+                    // config stays below db).
+                    serde_yaml::Value::String(c) => {
+                        let quoted = format!("\"{}\"", c.replace('"', "\"\""));
+                        Ok((c, quoted))
+                    }
+                    other => Err(D::Error::custom(format!(
+                        "partition_by: expected a column name, found {other:?}"
+                    ))),
+                })
+                .collect::<std::result::Result<_, _>>()
+                .map(PartitionBy),
+            serde_yaml::Value::Mapping(map) => ordered_pairs(map)
+                .map(PartitionBy)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "partition_by: expected a list of columns or a map name -> expression, found {other:?}"
+            ))),
         }
     }
 }
 
-impl EventsConfig {
-    pub fn start_time(&self) -> Result<NaiveDateTime> {
-        parse_time(&self.start)
-    }
-
-    pub fn end_time(&self) -> Result<NaiveDateTime> {
-        parse_time(&self.end)
-    }
+fn ordered_pairs(map: serde_yaml::Mapping) -> std::result::Result<Vec<(String, String)>, String> {
+    map.into_iter()
+        .map(|(k, v)| match (k, v) {
+            (serde_yaml::Value::String(k), serde_yaml::Value::String(v)) => Ok((k, v)),
+            (k, v) => Err(format!("expected `name: text`, found {k:?}: {v:?}")),
+        })
+        .collect()
 }
 
-fn parse_time(text: &str) -> Result<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
-        .with_context(|| format!("`{text}` is not a time of the form YYYY-MM-DD HH:MM:SS"))
+/// A YAML map whose order matters (CSV columns are in file order).
+mod ordered_map {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<(String, String)>>, D::Error> {
+        use serde::de::Error as _;
+        match Option::<serde_yaml::Mapping>::deserialize(d)? {
+            None => Ok(None),
+            Some(map) => super::ordered_pairs(map).map(Some).map_err(D::Error::custom),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Vec<(String, String)>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in value.iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -153,8 +233,37 @@ fn parse_time(text: &str) -> Result<NaiveDateTime> {
 pub struct Refresh {
     /// Dataset generated first when `refresh` finds its lake empty.
     pub default_dataset: String,
-    /// Models whose layer is gold are written to `<exports_dir>/<model>.parquet`.
+    /// Models whose layer is gold are written to `<exports_dir>/<model>.<format>`.
     pub export: bool,
+    /// Formats of the gold exports.
+    pub export_formats: Vec<ExportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Parquet,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "parquet" => Ok(ExportFormat::Parquet),
+            "csv" => Ok(ExportFormat::Csv),
+            _ => Err(format!("`{s}` is not an export format (parquet, csv)")),
+        }
+    }
 }
 
 impl Default for Refresh {
@@ -162,6 +271,7 @@ impl Default for Refresh {
         Refresh {
             default_dataset: "events".into(),
             export: true,
+            export_formats: vec![ExportFormat::Parquet],
         }
     }
 }
@@ -198,27 +308,6 @@ impl Config {
 
     /// Checks values serde cannot; the message starts with the offending key.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let ev = &self.generate.events;
-        if ev.rows == 0 {
-            return Err("generate.events.rows: must be at least 1".into());
-        }
-        let start = ev
-            .start_time()
-            .map_err(|e| format!("generate.events.start: {e:#}"))?;
-        let end = ev
-            .end_time()
-            .map_err(|e| format!("generate.events.end: {e:#}"))?;
-        if end < start {
-            return Err(format!(
-                "generate.events.end: {end} is before start {start}"
-            ));
-        }
-        if ev.max_user_id < 1 {
-            return Err("generate.events.max_user_id: must be at least 1".into());
-        }
-        if ev.max_team_id < 1 {
-            return Err("generate.events.max_team_id: must be at least 1".into());
-        }
         if self.lake.row_group_size == 0 {
             return Err("lake.row_group_size: must be at least 1".into());
         }
@@ -249,6 +338,16 @@ impl Config {
                 return Err(format!("{key}: must not be empty"));
             }
         }
+        for (name, source) in &self.sources {
+            source
+                .validate()
+                .map_err(|message| format!("sources.{name}.{message}"))?;
+            if !valid_name(name) {
+                return Err(format!(
+                    "sources.{name}: a source name must be letters, digits and underscores"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -258,6 +357,46 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+}
+
+/// Names that become directories, view names and file names.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl SourceConfig {
+    /// Checks what serde cannot; the message starts with the key at fault.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.path.as_os_str().is_empty() {
+            return Err("path: must not be empty".into());
+        }
+        if self.chunk_rows == 0 {
+            return Err("chunk_rows: must be at least 1".into());
+        }
+        if self.order_by.is_some() && self.key.is_empty() {
+            return Err("order_by: only meaningful with `key`".into());
+        }
+        if let Some(name) = &self.file_name {
+            if name.is_empty() || name.contains(['/', '\\']) || !name.ends_with(".parquet") {
+                return Err(format!("file_name: `{name}` must be a plain file name ending in .parquet"));
+            }
+        }
+        if self.pattern.is_some() != (self.format == "log") {
+            return Err("pattern: required for format log, and only for it".into());
+        }
+        if self.tables.is_some() && self.format != "sqlite" {
+            return Err("tables: only for format sqlite".into());
+        }
+        if self.null_values.is_some() && self.format != "csv" {
+            return Err("null_values: only for format csv".into());
+        }
+        for (name, _) in &self.partition_by.0 {
+            if !valid_name(name) {
+                return Err(format!("partition_by: `{name}` must be letters, digits and underscores"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -289,12 +428,12 @@ mod tests {
             ("lake:\n  compression: gzip\n", "gzip"),
             ("engine:\n  memory_limit: lots\n", "engine.memory_limit"),
             (
-                "generate:\n  events:\n    rows: 0\n",
-                "generate.events.rows",
+                "sources:\n  w:\n    format: csv\n    path: x\n    colums: {}\n",
+                "colums",
             ),
             (
-                "generate:\n  events:\n    start: yesterday\n",
-                "generate.events.start",
+                "sources:\n  w:\n    format: csv\n    path: x\n    order_by: t\n",
+                "sources.w.order_by",
             ),
         ] {
             let msg = format!(
@@ -308,8 +447,22 @@ mod tests {
     #[test]
     fn empty_file_is_all_defaults() {
         let c = Config::parse("", Path::new("w.yaml")).unwrap();
-        assert_eq!(c.generate.events.rows, 1_000_000);
+        assert!(c.sources.is_empty());
         assert_eq!(c.engine.storage_compatibility_version, "v1.5.0");
+    }
+
+    #[test]
+    fn source_columns_and_partitions_keep_their_order() {
+        let c = Config::parse(
+            "sources:\n  w:\n    format: csv\n    path: raw\n    columns:\n      z: INT\n      a: VARCHAR NOT NULL\n    partition_by:\n      year: strftime(t, '%Y')\n      b: x\n",
+            Path::new("w.yaml"),
+        )
+        .unwrap();
+        let w = &c.sources["w"];
+        let cols: Vec<&str> = w.columns.iter().flatten().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(cols, ["z", "a"]);
+        let parts: Vec<&str> = w.partition_by.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(parts, ["year", "b"]);
     }
 
     #[test]

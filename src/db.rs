@@ -30,8 +30,21 @@ pub fn open_warehouse(path: &Path, config: &Config, threads: usize) -> Result<Co
                 format!("storage_compatibility_version `{version}` is not accepted by this DuckDB")
             })?;
     }
-    Connection::open_with_flags(path, flags)
-        .with_context(|| format!("cannot open warehouse {}", path.display()))
+    open_file(path, flags)
+}
+
+/// Opens a database file; another process holding it is said plainly.
+fn open_file(path: &Path, flags: DuckConfig) -> Result<Connection> {
+    Connection::open_with_flags(path, flags).map_err(|e| {
+        if e.to_string().contains("Could not set lock on file") {
+            Error::WarehouseBusy {
+                path: path.to_owned(),
+            }
+            .into()
+        } else {
+            anyhow::Error::new(e).context(format!("cannot open {}", path.display()))
+        }
+    })
 }
 
 fn base_config(config: &Config, threads: usize) -> Result<DuckConfig> {
@@ -51,17 +64,17 @@ fn base_config(config: &Config, threads: usize) -> Result<DuckConfig> {
 
 /// Runs one or more statements; an error carries the SQL it came from.
 pub fn execute(conn: &Connection, sql: &str) -> Result<(), Error> {
-    conn.execute_batch(sql).map_err(|source| Error::Sql {
+    conn.execute_batch(sql).map_err(|cause| Error::Sql {
         sql: sql.to_owned(),
-        source,
+        cause,
     })
 }
 
 /// Prepares a statement; an error carries the SQL.
 pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>, Error> {
-    conn.prepare(sql).map_err(|source| Error::Sql {
+    conn.prepare(sql).map_err(|cause| Error::Sql {
         sql: sql.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -70,17 +83,16 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     let flags = DuckConfig::default()
         .access_mode(duckdb::AccessMode::ReadOnly)?
         .enable_autoload_extension(false)?;
-    Connection::open_with_flags(path, flags)
-        .with_context(|| format!("cannot open {} (is a refresh running?)", path.display()))
+    open_file(path, flags)
 }
 
 /// Runs a query returning one value.
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
     conn.query_row(sql, [], |row| row.get(0))
-        .map_err(|source| Error::Sql {
-            sql: sql.to_owned(),
-            source,
-        })
+        .map_err(|cause| Error::Sql {
+        sql: sql.to_owned(),
+        cause,
+    })
 }
 
 /// The current UTC time as an SQL TIMESTAMP literal. (DuckDB's own clock functions

@@ -16,7 +16,7 @@ use crate::error::Result;
 
 pub const STAGING_DIR: &str = ".staging";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WriteMode {
     /// Replace the dataset's files with the new ones.
     #[default]
@@ -25,18 +25,60 @@ pub enum WriteMode {
     Append,
 }
 
-/// Directory of one dataset inside the lake.
+impl WriteMode {
+    /// Which existing files a publish in this mode keeps.
+    pub fn keep_existing(self) -> Keep<'static> {
+        fn none(_: &Path) -> bool {
+            false
+        }
+        fn all(_: &Path) -> bool {
+            true
+        }
+        match self {
+            WriteMode::Overwrite => &none,
+            WriteMode::Append => &all,
+        }
+    }
+}
+
+impl std::str::FromStr for WriteMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "overwrite" => Ok(WriteMode::Overwrite),
+            "append" => Ok(WriteMode::Append),
+            _ => Err(format!("`{s}` is not a write mode (overwrite, append)")),
+        }
+    }
+}
+
+/// Decides, for each existing file (path relative to the dataset directory), whether a
+/// publish keeps it beside the staged files.
+pub type Keep<'a> = &'a dyn Fn(&Path) -> bool;
+
+/// Directory of one dataset inside the lake (`name` may hold `/`, e.g. `shop/Invoice`).
 pub fn dataset_dir(lake_dir: &Path, dataset: &str) -> PathBuf {
     lake_dir.join(dataset)
 }
 
-/// Glob matching every Parquet file of a dataset partitioned by one key.
-pub fn dataset_glob(lake_dir: &Path, dataset: &str) -> String {
+/// Glob matching every Parquet file of a dataset whose files sit `depth` folders down.
+pub fn dataset_glob(lake_dir: &Path, dataset: &str, depth: usize) -> String {
+    let mut glob = dataset_dir(lake_dir, dataset)
+        .to_string_lossy()
+        .replace('\\', "/");
+    for _ in 0..depth {
+        glob.push_str("/*");
+    }
+    glob.push_str("/*.parquet");
+    glob
+}
+
+/// A run id that sorts by time and differs between concurrent processes.
+pub fn run_id() -> String {
     format!(
-        "{}/*/*.parquet",
-        dataset_dir(lake_dir, dataset)
-            .to_string_lossy()
-            .replace('\\', "/")
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"),
+        std::process::id()
     )
 }
 
@@ -52,13 +94,16 @@ impl LakeLock {
         let path = lake_dir.join(".lock");
         let file =
             File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        lock_exclusive(&file).with_context(|| {
-            format!(
-                "another micro-wh process is writing the lake {} (lock {})",
-                lake_dir.display(),
-                path.display()
-            )
-        })?;
+        if let Err(e) = lock_exclusive(&file) {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(crate::error::Error::LakeBusy {
+                    lake: lake_dir.to_owned(),
+                    lock: path,
+                }
+                .into());
+            }
+            return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())));
+        }
         Ok(LakeLock { _file: file })
     }
 }
@@ -95,7 +140,8 @@ impl StagedWrite {
     pub fn begin(lake_dir: &Path, dataset: &str, run_id: &str) -> Result<StagedWrite> {
         let lock = LakeLock::acquire(lake_dir)?;
         let target = dataset_dir(lake_dir, dataset);
-        let aside = lake_dir.join(format!(".previous-{dataset}"));
+        let flat = dataset.replace(['/', '\\'], "+");
+        let aside = lake_dir.join(format!(".previous-{flat}"));
         if aside.exists() {
             if target.exists() {
                 fs::remove_dir_all(&aside)
@@ -116,7 +162,7 @@ impl StagedWrite {
                 format!("cannot clean staging directory {}", staging_root.display())
             })?;
         }
-        let dir = staging_root.join(format!("{dataset}-{run_id}"));
+        let dir = staging_root.join(format!("{flat}-{run_id}"));
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(StagedWrite {
             dir,
@@ -127,10 +173,15 @@ impl StagedWrite {
         })
     }
 
-    /// Makes the staged tree the dataset's lake in one atomic step.
-    pub fn publish(mut self, mode: WriteMode) -> Result<()> {
-        if mode == WriteMode::Append && self.target.exists() {
-            link_tree(&self.target, &self.dir)?;
+    /// Makes the staged tree, plus the existing files `keep` accepts (hard-linked, never
+    /// rewritten), the dataset's lake in one atomic step.
+    pub fn publish(mut self, keep: Keep<'_>) -> Result<()> {
+        if self.target.exists() {
+            link_tree(&self.target, &self.dir, Path::new(""), keep)?;
+        }
+        if let Some(parent) = self.target.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         if self.target.exists() {
             replace_dir(&self.dir, &self.target, &self.aside)?;
@@ -156,23 +207,35 @@ impl Drop for StagedWrite {
     }
 }
 
-/// Hard-links every file under `from` into the same relative place under `to`.
-fn link_tree(from: &Path, to: &Path) -> Result<()> {
+/// Hard-links every file under `from` that `keep` accepts into the same relative place
+/// under `to`; `rel` is `from` relative to the dataset directory.
+fn link_tree(from: &Path, to: &Path, rel: &Path, keep: Keep<'_>) -> Result<()> {
     for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
         let entry = entry?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let rel = rel.join(entry.file_name());
         if entry.file_type()?.is_dir() {
-            fs::create_dir_all(&dst)?;
-            link_tree(&src, &dst)?;
+            link_tree(&src, &dst, &rel, keep)?;
+        } else if !keep(&rel) {
+            continue;
         } else if dst.exists() {
             bail!(
                 "{} exists in both the lake and the new files; refusing to overwrite it",
                 dst.display()
             );
         } else {
-            fs::hard_link(&src, &dst)
-                .or_else(|_| fs::copy(&src, &dst).map(|_| ()))
-                .with_context(|| format!("cannot link {} into {}", src.display(), dst.display()))?;
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            // A copy would double the disk used and is not what the user asked for: a lake
+            // that cannot hard-link (another filesystem) is an error to fix, not to hide.
+            fs::hard_link(&src, &dst).with_context(|| {
+                format!(
+                    "cannot hard-link {} into {} (is the staging directory on the lake's filesystem?)",
+                    src.display(),
+                    dst.display()
+                )
+            })?;
         }
     }
     Ok(())
@@ -200,19 +263,33 @@ fn replace_dir(new: &Path, target: &Path, aside: &Path) -> Result<()> {
             )
         };
         if rc == 0 {
-            return fs::remove_dir_all(new).with_context(|| {
-                format!("cannot remove previous lake files in {}", new.display())
-            });
+            crate::fault::point("publish-after-swap");
+            // The swap is the write: once it happened, a failed cleanup must not report the
+            // write as failed (a retried append would double the data). The next run's
+            // `begin` removes the leftovers with the staging directory.
+            if let Err(e) = fs::remove_dir_all(new) {
+                tracing::warn!(
+                    "the write is published, but the previous files in {} could not be removed ({e}); the next run removes them",
+                    new.display()
+                );
+            }
+            return Ok(());
         }
-        tracing::debug!(
-            "renameat2 failed ({}), using two renames",
+        tracing::warn!(
+            "renameat2(RENAME_EXCHANGE) failed ({}); publishing with two renames, which a crash in between can interrupt (the next run restores the previous lake)",
             std::io::Error::last_os_error()
         );
     }
     fs::rename(target, aside).with_context(|| format!("cannot move {} aside", target.display()))?;
     fs::rename(new, target)
         .with_context(|| format!("cannot move {} to {}", new.display(), target.display()))?;
-    fs::remove_dir_all(aside).with_context(|| format!("cannot remove {}", aside.display()))
+    if let Err(e) = fs::remove_dir_all(aside) {
+        tracing::warn!(
+            "the write is published, but {} could not be removed ({e}); the next run removes it",
+            aside.display()
+        );
+    }
+    Ok(())
 }
 
 /// What `status` reports about one dataset's files.
@@ -223,32 +300,181 @@ pub struct LakeFiles {
     pub bytes: u64,
 }
 
-/// Counts the partitions, Parquet files and bytes of a dataset (zero when it does not exist).
+/// Counts the leaf partitions, Parquet files and bytes of a dataset at any depth (zero when
+/// it does not exist).
 pub fn scan_files(lake_dir: &Path, dataset: &str) -> Result<LakeFiles> {
     let mut stats = LakeFiles::default();
     let dir = dataset_dir(lake_dir, dataset);
-    let partitions = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot read {}", dir.display())))
+    if !dir.exists() {
+        return Ok(stats);
+    }
+    scan_dir(&dir, &mut stats)?;
+    Ok(stats)
+}
+
+fn scan_dir(dir: &Path, stats: &mut LakeFiles) -> Result<()> {
+    let mut has_files = false;
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            scan_dir(&path, stats)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            has_files = true;
+            stats.files += 1;
+            stats.bytes += entry.metadata()?.len();
         }
-    };
-    for partition in partitions {
-        let partition = partition?;
-        if !partition.file_type()?.is_dir() {
-            continue;
-        }
-        let mut has_files = false;
-        for file in fs::read_dir(partition.path())? {
-            let file = file?;
-            if file.path().extension().is_some_and(|e| e == "parquet") {
-                has_files = true;
-                stats.files += 1;
-                stats.bytes += file.metadata()?.len();
+    }
+    stats.partitions += u64::from(has_files);
+    Ok(())
+}
+
+/// Every Parquet file of a dataset, relative to its directory, sorted.
+pub fn list_files(lake_dir: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let entry = entry?;
+            let rel = rel.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                walk(&entry.path(), &rel, out)?;
+            } else if rel.extension().is_some_and(|e| e == "parquet") {
+                out.push(rel);
             }
         }
-        stats.partitions += u64::from(has_files);
+        Ok(())
     }
-    Ok(stats)
+    let dir = dataset_dir(lake_dir, dataset);
+    let mut files = Vec::new();
+    if dir.exists() {
+        walk(&dir, Path::new(""), &mut files)?;
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// How a dataset's rows are laid out in folders: Hive partition levels, each a name and an
+/// SQL expression over the rows, and optionally one file of a fixed name per leaf folder.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    pub partitions: Vec<(String, String)>,
+    pub file_name: Option<String>,
+}
+
+impl Layout {
+    /// The partition values as DuckDB writes them into folder names, for a relation that
+    /// holds the partition columns as text.
+    pub fn partition_path_sql(&self) -> String {
+        if self.partitions.is_empty() {
+            return "''".to_owned();
+        }
+        let parts: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|(name, _)| {
+                format!(
+                    "{} || coalesce(CAST({} AS VARCHAR), '__HIVE_DEFAULT_PARTITION__')",
+                    crate::db::literal(&format!("{name}=")),
+                    crate::db::ident(name)
+                )
+            })
+            .collect();
+        format!("concat_ws('/', {})", parts.join(", "))
+    }
+
+    /// `COPY (select) TO dir` with this layout's partitioning; `select` must provide the
+    /// partition columns by name. With a fixed file name, each leaf folder's files are then
+    /// settled into exactly that one file.
+    pub fn copy(
+        &self,
+        conn: &duckdb::Connection,
+        select: &str,
+        dir: &Path,
+        file_prefix: &str,
+        options: &CopyOptions,
+    ) -> Result<u64> {
+        let partition = if self.partitions.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = self
+                .partitions
+                .iter()
+                .map(|(n, _)| crate::db::ident(n))
+                .collect();
+            format!(", PARTITION_BY ({})", names.join(", "))
+        };
+        let target = if self.partitions.is_empty() {
+            dir.join(format!("{file_prefix}_0.parquet"))
+        } else {
+            dir.to_owned()
+        };
+        let sql = format!(
+            "COPY ({select}) TO {} (FORMAT parquet, COMPRESSION {}, ROW_GROUP_SIZE {}{partition}{}, OVERWRITE_OR_IGNORE true)",
+            crate::db::path_literal(&target),
+            options.compression.as_sql(),
+            options.row_group_size,
+            if self.partitions.is_empty() {
+                String::new()
+            } else {
+                format!(", FILENAME_PATTERN {}", crate::db::literal(&format!("{file_prefix}_{{i}}")))
+            },
+        );
+        let rows: i64 = crate::db::query_one(conn, &sql)?;
+        if let Some(name) = &self.file_name {
+            settle_file_names(conn, dir, name)?;
+        }
+        Ok(rows as u64)
+    }
+}
+
+/// Parquet settings of lake writes.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyOptions {
+    pub compression: crate::config::Compression,
+    pub row_group_size: u64,
+}
+
+/// Leaves exactly one file named `name` in every folder under `dir` that holds Parquet
+/// files: a lone file is renamed, several (DuckDB splits a partition when it closes files
+/// early) are rewritten into one.
+fn settle_file_names(conn: &duckdb::Connection, dir: &Path, name: &str) -> Result<()> {
+    let mut by_folder: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    fn walk(dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<PathBuf>>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.entry(dir.to_owned()).or_default().push(path);
+            }
+        }
+        Ok(())
+    }
+    walk(dir, &mut by_folder)?;
+    for (folder, files) in by_folder {
+        let target = folder.join(name);
+        if let [only] = files.as_slice() {
+            if *only != target {
+                fs::rename(only, &target)
+                    .with_context(|| format!("cannot rename {} to {name}", only.display()))?;
+            }
+            continue;
+        }
+        let list: Vec<String> = files.iter().map(|f| crate::db::path_literal(f)).collect();
+        let temp = folder.join(format!(".{name}.tmp"));
+        crate::db::execute(
+            conn,
+            &format!(
+                "COPY (SELECT * FROM read_parquet([{}], hive_partitioning = false)) TO {} (FORMAT parquet, COMPRESSION zstd)",
+                list.join(", "),
+                crate::db::path_literal(&temp)
+            ),
+        )?;
+        for f in &files {
+            fs::remove_file(f).with_context(|| format!("cannot remove {}", f.display()))?;
+        }
+        fs::rename(&temp, &target)
+            .with_context(|| format!("cannot rename {} to {name}", temp.display()))?;
+    }
+    Ok(())
 }

@@ -1,17 +1,20 @@
 //! micro-wh: an embedded analytics warehouse on DuckDB.
 //!
-//! Synthetic datasets ([`generate`]) and, later, ingested files land in a Hive-partitioned
+//! Synthetic datasets ([`generate`]) and ingested files ([`ingest`]) land in a Hive-partitioned
 //! Parquet [`lake`]; versioned SQL turns the lake into bronze/silver/gold models in the
 //! [`warehouse`] file, tested on every refresh and exported for BI tools.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod generate;
+pub mod ingest;
 pub mod lake;
 pub mod progress;
-pub mod status;
 pub mod warehouse;
 
-pub use cli::{run, Cli};
+pub use cli::Cli;
+pub use commands::run;

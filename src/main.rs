@@ -22,10 +22,10 @@ fn main() -> ExitCode {
         .init();
 
     match micro_wh::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(micro_wh::error::exit_code(&err))
         }
     }
 }

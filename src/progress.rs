@@ -7,18 +7,67 @@ use std::time::Duration;
 use duckdb::Connection;
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-fn target(quiet: bool) -> ProgressDrawTarget {
-    // indicatif's stderr target already hides itself when stderr is not a terminal.
-    if quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
+/// Where long work reports its progress. The command layer decides whether bars are shown;
+/// the code doing the work only asks for bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    hidden: bool,
+}
+
+impl Progress {
+    pub fn new(hidden: bool) -> Progress {
+        Progress { hidden }
+    }
+
+    /// No bars at all (tests, library use).
+    pub fn hidden() -> Progress {
+        Progress { hidden: true }
+    }
+
+    fn target(&self) -> ProgressDrawTarget {
+        // indicatif's stderr target already hides itself when stderr is not a terminal.
+        if self.hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        }
+    }
+
+    /// A bar counting rows, with throughput.
+    pub fn rows_bar(&self, total: u64, label: &str) -> ProgressBar {
+        rows_bar(total, label, self.target())
+    }
+
+    /// A bar counting bytes read, with throughput.
+    pub fn bytes_bar(&self, total: u64, label: &str) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(Some(total), self.target());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// A bar counting the steps of a multi-step job; the message names the current step.
+    pub fn steps_bar(&self, total: u64, label: &str) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(Some(total), self.target());
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{label} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{msg}}"
+            ))
+            .expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
     }
 }
 
-/// A bar counting rows, with throughput.
-pub fn rows_bar(total: u64, label: &str, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
+fn rows_bar(total: u64, label: &str, target: ProgressDrawTarget) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), target);
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({rate}, eta {eta}) {msg}",
@@ -29,17 +78,6 @@ pub fn rows_bar(total: u64, label: &str, quiet: bool) -> ProgressBar {
         }),
     );
     bar.set_prefix(label.to_owned());
-    bar
-}
-
-/// A bar counting steps of a multi-step job; the message names the current step.
-pub fn steps_bar(total: u64, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
-    bar.set_style(
-        ProgressStyle::with_template("refresh [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
 

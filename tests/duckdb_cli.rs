@@ -80,3 +80,27 @@ fn duckdb_cli_opens_the_warehouse_and_every_model_answers() {
         String::from_utf8_lossy(&version.stdout).trim()
     );
 }
+
+#[test]
+fn duckdb_cli_reads_an_ingested_source_right_after_ingest() {
+    let Some(cli) = duckdb_cli() else { return };
+    let p = Project::empty();
+    p.fixture("csv_errors");
+    let out = p.cmd(&["ingest", "weather"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = std::process::Command::new(cli)
+        .current_dir(p.dir.path())
+        .args([
+            "warehouse.duckdb",
+            "-readonly",
+            "-csv",
+            "-noheader",
+            "-c",
+            "SELECT count(*), count(DISTINCT origin) FROM bronze_weather; SELECT count(*) FROM ingest_quarantine; SELECT sum(rows_in) FROM ingest_manifest",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.split_whitespace().collect::<Vec<_>>(), ["5,3", "8", "13"]);
+}

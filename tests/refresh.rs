@@ -474,3 +474,110 @@ fn sql_command_queries_the_warehouse() {
     let err = p.fails(&["sql", "SELECT * FROM nowhere"]);
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn export_writes_csv_and_sql_output_picks_the_format_by_extension() {
+    let p = Project::new(3_000);
+    p.ok(&["refresh", "--no-export"]);
+    let out = p.ok(&["export", "gold_daily_active_users", "--format", "csv"]);
+    assert!(out.contains("exports/gold_daily_active_users.csv"), "{out}");
+    let in_warehouse: i64 = p.warehouse_value("SELECT count(*) FROM gold_daily_active_users");
+    let in_csv: i64 =
+        p.file_value("SELECT count(*) FROM read_csv('exports/gold_daily_active_users.csv', header = true)");
+    assert_eq!(in_csv, in_warehouse);
+    for ext in ["csv", "parquet", "json"] {
+        let file = format!("out.{ext}");
+        p.ok(&["sql", "SELECT date, dau FROM gold_daily_active_users", "--output", &file]);
+        let rows: i64 = p.file_value(&format!("SELECT count(*) FROM '{}'", p.path(&file).display()));
+        assert_eq!(rows, in_warehouse, "{ext}");
+    }
+    let err = p.fails(&["sql", "SELECT 1", "--output", "out.txt"]);
+    assert!(err.contains("out.txt") && err.contains(".csv, .parquet or .json"), "{err}");
+
+    p.write(
+        "warehouse.yaml",
+        &format!("{}refresh:\n  export_formats: [parquet, csv]\n", p.read("warehouse.yaml")),
+    );
+    p.ok(&["refresh"]);
+    for table in GOLD {
+        assert!(p.path(&format!("exports/{table}.csv")).exists(), "{table}.csv");
+        assert!(p.path(&format!("exports/{table}.parquet")).exists(), "{table}.parquet");
+    }
+}
+
+#[test]
+fn a_subdirectory_finds_the_project_and_sql_never_creates_a_database() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    std::fs::create_dir_all(p.path("notes/deep")).unwrap();
+    let out = p
+        .cmd(&["status"])
+        .current_dir(p.path("notes/deep"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("2000 rows"), "{stdout}");
+    assert!(!p.path("notes/deep/data").exists() && !p.path("notes/deep/warehouse.duckdb").exists());
+
+    let err = p.fails(&["sql", "--db", "typo.duckdb", "SELECT 1"]);
+    assert!(err.contains("typo.duckdb") && err.contains("never creates"), "{err}");
+    assert!(!p.path("typo.duckdb").exists());
+}
+
+#[test]
+fn append_without_a_seed_never_repeats_rows() {
+    let p = Project::new(2_000);
+    p.ok(&["generate", "events"]);
+    p.ok(&["generate", "events", "--mode", "append"]);
+    let distinct: i64 = p.file_value(&format!(
+        "SELECT count(DISTINCT (event_time, user_id, team_id, event_name, properties)) FROM {EVENTS}"
+    ));
+    assert_eq!(distinct, 4_000, "the append drew new rows");
+}
+
+#[test]
+fn exit_codes_tell_failures_apart() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    let code = |args: &[&str]| p.cmd(args).output().unwrap().status.code();
+    assert_eq!(code(&["generate", "nope"]), Some(1), "unknown dataset");
+    assert_eq!(code(&["refresh", "--bogus"]), Some(2), "usage");
+    // The warehouse held by another process.
+    let holder = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("is open in another process"), "{stderr}");
+    drop(holder);
+    // A failing data test.
+    p.write(
+        "sql/models/events/models.yaml",
+        &p.read("sql/models/events/models.yaml")
+            .replace("- unique: [week]", "- unique: [week]\n      - expression: \"weekly_active_teams <= 3\""),
+    );
+    assert_eq!(code(&["refresh", "--no-export"]), Some(4), "data tests failed");
+    // An applied migration edited.
+    p.write(
+        "sql/models/events/models.yaml",
+        &p.read("sql/models/events/models.yaml")
+            .replace("\n      - expression: \"weekly_active_teams <= 3\"", ""),
+    );
+    p.write(
+        "sql/V001__dim_event_names.sql",
+        &format!("{}\n-- edited\n", p.read("sql/V001__dim_event_names.sql")),
+    );
+    assert_eq!(code(&["refresh", "--no-export"]), Some(5), "drift");
+}
+
+#[test]
+fn a_removed_applied_migration_stops_the_refresh_unless_allowed() {
+    let p = Project::new(2_000);
+    p.write("sql/V002__extra.sql", "CREATE TABLE extra AS SELECT 1 AS x;\n");
+    p.ok(&["refresh", "--no-export"]);
+    std::fs::remove_file(p.path("sql/V002__extra.sql")).unwrap();
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("V002__extra.sql") && stderr.contains("--allow-missing"), "{stderr}");
+    p.ok(&["refresh", "--no-export", "--allow-missing"]);
+}

@@ -9,10 +9,73 @@ use arrow::record_batch::RecordBatch;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
 use super::plan::{time_sliced_units, Unit};
-use super::Dataset;
-use crate::config::EventsConfig;
+use super::{Dataset, Generator, Kind};
 use crate::error::Result;
+
+pub const KIND: Kind = Kind {
+    name: "events",
+    about: "product events (event_time, user_id, team_id, event_name, JSON properties) into the lake, by date",
+    build: |section, options| {
+        let config: EventsConfig = super::section("events", section)?;
+        config.validate()?;
+        Ok(Generator::Lake(Arc::new(Events::new(&config, options.rows, options.seed)?)))
+    },
+    settings: |section| {
+        let config: EventsConfig = super::section("events", section)?;
+        config.validate()?;
+        Ok(serde_yaml::to_value(config)?)
+    },
+};
+
+/// `generate.events` in warehouse.yaml.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub rows: u64,
+    pub seed: u64,
+    /// First possible `event_time`, "YYYY-MM-DD HH:MM:SS".
+    pub start: String,
+    /// Last possible `event_time` (inclusive).
+    pub end: String,
+    pub max_user_id: i64,
+    pub max_team_id: i64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            rows: 1_000_000,
+            seed: 42,
+            start: "2023-01-01 00:00:00".into(),
+            end: "2025-12-31 23:59:59".into(),
+            max_user_id: 100_000,
+            max_team_id: 1_000,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// Checks what serde cannot; the message names the key.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(self.rows >= 1, "generate.events.rows: must be at least 1");
+        let start = parse_time(&self.start).context("generate.events.start")?;
+        let end = parse_time(&self.end).context("generate.events.end")?;
+        anyhow::ensure!(end >= start, "generate.events.end: {end} is before start {start}");
+        anyhow::ensure!(self.max_user_id >= 1, "generate.events.max_user_id: must be at least 1");
+        anyhow::ensure!(self.max_team_id >= 1, "generate.events.max_team_id: must be at least 1");
+        Ok(())
+    }
+}
+
+pub fn parse_time(text: &str) -> Result<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .with_context(|| format!("`{text}` is not a time of the form YYYY-MM-DD HH:MM:SS"))
+}
 
 pub const EVENT_NAMES: [&str; 15] = [
     "page_view",
@@ -105,8 +168,8 @@ impl Events {
         Ok(Events {
             rows: rows.unwrap_or(config.rows),
             seed: seed.unwrap_or(config.seed),
-            start: config.start_time()?.and_utc().timestamp(),
-            end: config.end_time()?.and_utc().timestamp(),
+            start: parse_time(&config.start)?.and_utc().timestamp(),
+            end: parse_time(&config.end)?.and_utc().timestamp(),
             max_user_id: config.max_user_id,
             max_team_id: config.max_team_id,
             schema: Arc::new(Schema::new(vec![
@@ -267,6 +330,19 @@ mod tests {
             seen_counts[2..=5].iter().all(|&b| b),
             "every key count from 2 to 5 occurs"
         );
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        for (yaml, key) in [
+            ("rows: 0", "generate.events.rows"),
+            ("start: yesterday", "generate.events.start"),
+            ("rowz: 3", "rowz"),
+        ] {
+            let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+            let err = format!("{:#}", (KIND.settings)(Some(&value)).unwrap_err());
+            assert!(err.contains(key), "{yaml} -> {err}");
+        }
     }
 
     #[test]

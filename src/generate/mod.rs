@@ -4,11 +4,13 @@
 //! A dataset is a module implementing [`Dataset`]: its schema, its partition columns, its
 //! plan of independent work units, and a batch builder. Everything else is shared.
 
+pub mod business_events;
 pub mod events;
 pub mod plan;
 mod table_function;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use crate::config::{Compression, Config};
 use crate::db;
 use crate::error::Result;
 use crate::lake::{StagedWrite, WriteMode};
-use crate::progress;
+use crate::progress::Progress;
 use plan::Unit;
 
 /// A synthetic dataset that can be generated in independent, deterministic units.
@@ -37,22 +39,108 @@ pub trait Dataset: Send + Sync + 'static {
     fn build(&self, unit: &Unit) -> Result<RecordBatch>;
 }
 
-/// Datasets the `generate` command knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DatasetName {
-    /// Product events: event_time, user_id, team_id, event_name, JSON properties; partitioned by date.
-    Events,
+/// A generator `micro-wh generate <name>` knows. Adding a dataset is one module that
+/// exports such a `KIND` plus one line in [`KINDS`]; its settings live in `generate.<name>`.
+pub struct Kind {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Builds the generator from its config section (None: all defaults) and the run's options.
+    pub build: fn(Option<&serde_yaml::Value>, &GenerateOptions) -> Result<Generator>,
+    /// The resolved settings (defaults filled, validated) as a YAML map; its scalars become
+    /// `{{ <name>.<key> }}` placeholders in SQL.
+    pub settings: fn(Option<&serde_yaml::Value>) -> Result<serde_yaml::Value>,
 }
 
-impl DatasetName {
-    pub fn parse(name: &str) -> Option<DatasetName> {
-        <DatasetName as clap::ValueEnum>::from_str(name, true).ok()
-    }
+/// Every generator, in the order `--help` lists them.
+pub const KINDS: &[Kind] = &[events::KIND, business_events::KIND];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetName::Events => "events",
+/// What a generator produces: lake partitions, or raw files an upstream system would deliver.
+pub enum Generator {
+    Lake(Arc<dyn Dataset>),
+    Files(Box<dyn FileGenerator>),
+}
+
+/// A generator of raw input files (for `ingest`), not of lake partitions.
+pub trait FileGenerator {
+    /// Folder written when `--out` is not given, relative to the project root.
+    fn default_out(&self) -> PathBuf;
+    fn write(&self, out_dir: &Path, progress: &Progress) -> Result<FilesReport>;
+}
+
+#[derive(Debug)]
+pub struct FilesReport {
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+}
+
+pub fn kind(name: &str) -> Result<&'static Kind> {
+    let normalized = name.replace('-', "_");
+    KINDS
+        .iter()
+        .find(|k| k.name == normalized)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{name}` is not a dataset micro-wh can generate (known: {})",
+                names().join(", ")
+            )
+        })
+}
+
+pub fn names() -> Vec<String> {
+    KINDS.iter().map(|k| k.name.replace('_', "-")).collect()
+}
+
+/// Reads a generator's settings from its section; unknown keys and bad values name
+/// `generate.<name>.<key>`.
+pub fn section<T: serde::de::DeserializeOwned + Default>(
+    name: &str,
+    value: Option<&serde_yaml::Value>,
+) -> Result<T> {
+    match value {
+        None | Some(serde_yaml::Value::Null) => Ok(T::default()),
+        Some(v) => serde_yaml::from_value(v.clone())
+            .map_err(|e| anyhow::anyhow!("generate.{name}: {e}")),
+    }
+}
+
+/// Checks every `generate.<name>` section of the configuration.
+pub fn validate_config(config: &Config) -> Result<()> {
+    for (name, value) in &config.generate {
+        let kind = KINDS.iter().find(|k| k.name == name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "generate.{name}: unknown dataset (known: {})",
+                KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        (kind.settings)(Some(value))?;
+    }
+    Ok(())
+}
+
+/// `{{ <dataset>.<key> }}` placeholder values: every generator's resolved scalar settings.
+pub fn template_vars(config: &Config) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    for kind in KINDS {
+        let settings = (kind.settings)(config.generate.get(kind.name))?;
+        if let serde_yaml::Value::Mapping(map) = settings {
+            for (key, value) in map {
+                let (serde_yaml::Value::String(key), Some(text)) = (key, scalar_text(&value))
+                else {
+                    continue;
+                };
+                vars.insert(format!("{}.{key}", kind.name), text);
+            }
         }
+    }
+    Ok(vars)
+}
+
+fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -63,7 +151,6 @@ pub struct GenerateOptions {
     pub seed: Option<u64>,
     pub mode: WriteMode,
     pub compression: Option<Compression>,
-    pub quiet: bool,
 }
 
 #[derive(Debug)]
@@ -73,37 +160,20 @@ pub struct GenerateReport {
     pub elapsed: Duration,
 }
 
-pub fn build_dataset(
-    name: DatasetName,
-    config: &Config,
-    options: &GenerateOptions,
-) -> Result<Arc<dyn Dataset>> {
-    Ok(match name {
-        DatasetName::Events => Arc::new(events::Events::new(
-            &config.generate.events,
-            options.rows,
-            options.seed,
-        )?),
-    })
-}
-
 /// Generates `dataset` into the lake under `lake_dir`, atomically replacing or extending it.
 pub fn generate(
     dataset: Arc<dyn Dataset>,
     config: &Config,
     lake_dir: &Path,
     options: &GenerateOptions,
+    progress: &Progress,
 ) -> Result<GenerateReport> {
     let started = Instant::now();
     let threads = config.threads();
-    let run_id = run_id();
+    let run_id = crate::lake::run_id();
     let staged = StagedWrite::begin(lake_dir, dataset.name(), &run_id)?;
 
-    let bar = progress::rows_bar(
-        dataset.total_rows(),
-        &format!("generate {}", dataset.name()),
-        options.quiet,
-    );
+    let bar = progress.rows_bar(dataset.total_rows(), &format!("generate {}", dataset.name()));
     let conn = db::open_in_memory(config, threads)?;
     // Row order inside a partition means nothing here, so DuckDB's threads need not
     // coordinate to keep it.
@@ -142,19 +212,11 @@ pub fn generate(
     drop(conn);
     bar.finish_and_clear();
 
-    staged.publish(options.mode)?;
+    crate::fault::point("generate-before-publish");
+    staged.publish(options.mode.keep_existing())?;
     Ok(GenerateReport {
         dataset: dataset.name(),
         rows,
         elapsed: started.elapsed(),
     })
-}
-
-/// A run id that sorts by time and differs between concurrent processes.
-fn run_id() -> String {
-    format!(
-        "{}_{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"),
-        std::process::id()
-    )
 }

@@ -1,22 +1,22 @@
-//! Gold tables to `exports/<table>.parquet` for BI tools, replaced together once all are written.
+//! Gold tables to `exports/<table>.parquet` (or `.csv`) for BI tools, replaced together once
+//! all are written.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use duckdb::Connection;
 
-use crate::config::Compression;
+use crate::config::{Compression, ExportFormat};
 use crate::db::{self, ident, path_literal};
 use crate::error::Result;
 
 /// The `COPY` writing `table` to `path`.
-pub fn copy_sql(table: &str, path: &Path, compression: Compression) -> String {
-    format!(
-        "COPY {} TO {} (FORMAT parquet, COMPRESSION {})",
-        ident(table),
-        path_literal(path),
-        compression.as_sql()
-    )
+pub fn copy_sql(table: &str, path: &Path, format: ExportFormat, compression: Compression) -> String {
+    let options = match format {
+        ExportFormat::Parquet => format!("FORMAT parquet, COMPRESSION {}", compression.as_sql()),
+        ExportFormat::Csv => "FORMAT csv, HEADER true".to_owned(),
+    };
+    format!("COPY {} TO {} ({options})", ident(table), path_literal(path))
 }
 
 /// Exports written to hidden temporary files in the exports directory; `publish` renames
@@ -25,26 +25,33 @@ pub fn copy_sql(table: &str, path: &Path, compression: Compression) -> String {
 pub struct StagedExports {
     dir: PathBuf,
     compression: Compression,
+    formats: Vec<ExportFormat>,
     /// (temporary file, final file) of each table written so far.
     written: Vec<(PathBuf, PathBuf)>,
 }
 
 impl StagedExports {
-    pub fn new(dir: &Path, compression: Compression) -> Result<StagedExports> {
+    pub fn new(dir: &Path, compression: Compression, formats: &[ExportFormat]) -> Result<StagedExports> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create exports directory {}", dir.display()))?;
         Ok(StagedExports {
             dir: dir.to_owned(),
             compression,
+            formats: formats.to_vec(),
             written: Vec::new(),
         })
     }
 
+    /// Writes `table` in every format; the error names the table.
     pub fn write(&mut self, conn: &Connection, table: &str) -> Result<()> {
-        let target = self.dir.join(format!("{table}.parquet"));
-        let temp = self.dir.join(format!(".{table}.parquet.tmp"));
-        db::execute(conn, &copy_sql(table, &temp, self.compression))?;
-        self.written.push((temp, target));
+        for &format in &self.formats {
+            let ext = format.extension();
+            let target = self.dir.join(format!("{table}.{ext}"));
+            let temp = self.dir.join(format!(".{table}.{ext}.tmp"));
+            db::execute(conn, &copy_sql(table, &temp, format, self.compression))
+                .with_context(|| format!("cannot export {table}"))?;
+            self.written.push((temp, target));
+        }
         Ok(())
     }
 

@@ -144,7 +144,13 @@ pub fn ensure_history_table(conn: &Connection) -> Result<()> {
 /// Applies what is pending: checks every applied versioned file for drift first (so a
 /// drifted file stops the run before anything changes), then new versioned files in
 /// version order, then repeatable files whose checksum changed.
-pub fn apply(conn: &Connection, migrations: &[Migration]) -> Result<Vec<AppliedMigration>> {
+/// An applied versioned file that is gone from the SQL directory is an error (the warehouse
+/// no longer matches the files that describe it) unless `allow_missing`, as in refinery.
+pub fn apply(
+    conn: &Connection,
+    migrations: &[Migration],
+    allow_missing: bool,
+) -> Result<Vec<AppliedMigration>> {
     ensure_history_table(conn)?;
     let mut applied_versions: BTreeMap<u32, (String, String)> = BTreeMap::new();
     let mut repeatable_checksums: BTreeMap<String, String> = BTreeMap::new();
@@ -195,8 +201,15 @@ pub fn apply(conn: &Connection, migrations: &[Migration]) -> Result<Vec<AppliedM
         .collect();
     for (v, (file, _)) in &applied_versions {
         if !present.contains(v) {
+            if !allow_missing {
+                return Err(Error::MissingMigration {
+                    file: file.clone(),
+                    version: *v,
+                }
+                .into());
+            }
             tracing::warn!(
-                "applied migration {file} (version {v}) is no longer in the SQL directory"
+                "applied migration {file} (version {v}) is no longer in the SQL directory (--allow-missing)"
             );
         }
     }

@@ -25,7 +25,7 @@ pub fn ensure_bookkeeping(conn: &Connection) -> Result<()> {
                 id BIGINT PRIMARY KEY,
                 started_at TIMESTAMP NOT NULL,       -- UTC
                 finished_at TIMESTAMP,
-                status VARCHAR NOT NULL,            -- running | succeeded | failed
+                status VARCHAR NOT NULL,            -- running | succeeded | failed | interrupted
                 rows_per_model VARCHAR,             -- JSON object: model -> rows
                 tests_passed INTEGER,
                 tests_failed INTEGER,

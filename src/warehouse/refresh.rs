@@ -12,10 +12,10 @@ use super::migrations::{self, AppliedMigration, Migration};
 use super::models::{self, Materialized, Model};
 use super::template::Vars;
 use super::{ensure_bookkeeping, export, history_table, REFRESH_LOG, TEST_RESULTS};
-use crate::config::Config;
+use crate::config::{Config, ExportFormat};
 use crate::db::{self, ident};
 use crate::error::{Error, Result};
-use crate::progress;
+use crate::progress::{self, Progress};
 
 /// Session settings of a refresh. Row order only matters where a model says ORDER BY, which
 /// DuckDB keeps regardless; elsewhere not keeping it lets large tables be written in parallel.
@@ -24,20 +24,27 @@ const SESSION_SETTINGS: &str = "SET preserve_insertion_order = false;\n";
 pub struct RefreshInputs {
     pub migrations: Vec<Migration>,
     pub models: Vec<Model>,
+    /// Go on when an applied versioned file is gone from the SQL directory.
+    pub allow_missing: bool,
 }
 
 impl RefreshInputs {
     /// Reads and validates every SQL file before the warehouse is touched.
-    pub fn load(config: &Config, sql_dir: &Path) -> Result<RefreshInputs> {
-        let vars = Vars::from_config(config);
+    pub fn load(vars: &Vars, sql_dir: &Path) -> Result<RefreshInputs> {
         Ok(RefreshInputs {
-            migrations: migrations::discover(sql_dir, &vars)?,
-            models: models::discover(sql_dir, &vars)?,
+            migrations: migrations::discover(sql_dir, vars)?,
+            models: models::discover(sql_dir, vars)?,
+            allow_missing: false,
         })
     }
 
     /// The plain SQL a refresh runs for the models and exports, without bookkeeping or tests.
-    pub fn plain_sql(&self, exports_dir: Option<&Path>, config: &Config) -> String {
+    pub fn plain_sql(
+        &self,
+        exports_dir: Option<&Path>,
+        config: &Config,
+        formats: &[ExportFormat],
+    ) -> String {
         let mut sql = SESSION_SETTINGS.to_owned();
         for m in &self.models {
             sql.push_str(&m.create_sql());
@@ -45,9 +52,16 @@ impl RefreshInputs {
         }
         if let Some(dir) = exports_dir {
             for m in self.models.iter().filter(|m| m.is_gold()) {
-                let path = dir.join(format!("{}.parquet", m.name));
-                sql.push_str(&export::copy_sql(&m.name, &path, config.lake.compression));
-                sql.push_str(";\n");
+                for format in formats {
+                    let path = dir.join(format!("{}.{}", m.name, format.extension()));
+                    sql.push_str(&export::copy_sql(
+                        &m.name,
+                        &path,
+                        *format,
+                        config.lake.compression,
+                    ));
+                    sql.push_str(";\n");
+                }
             }
         }
         sql
@@ -84,12 +98,21 @@ pub fn refresh(
     conn: &Connection,
     inputs: &RefreshInputs,
     config: &Config,
-    exports_dir: Option<&Path>,
-    quiet: bool,
+    exports: Option<(&Path, &[ExportFormat])>,
+    progress: Progress,
 ) -> Result<RefreshReport> {
     let started = Instant::now();
     db::execute(conn, SESSION_SETTINGS)?;
     ensure_bookkeeping(conn)?;
+    // The warehouse file is open read-write by one process at a time, so a refresh still
+    // `running` was killed: say so rather than leave it running forever.
+    db::execute(
+        conn,
+        &format!(
+            "UPDATE {REFRESH_LOG} SET status = 'interrupted', finished_at = {}, error = 'the process ended before the refresh finished' WHERE status = 'running'",
+            db::utc_now()
+        ),
+    )?;
     let id: i64 = db::query_one(
         conn,
         &format!("SELECT coalesce(max(id), 0) + 1 FROM {REFRESH_LOG}"),
@@ -105,8 +128,8 @@ pub fn refresh(
     let steps = 1
         + inputs.models.len()
         + 1
-        + exports_dir.map_or(0, |_| inputs.models.iter().filter(|m| m.is_gold()).count());
-    let bar = progress::steps_bar(steps as u64, quiet);
+        + exports.map_or(0, |_| inputs.models.iter().filter(|m| m.is_gold()).count());
+    let bar = progress.steps_bar(steps as u64, "refresh");
     if !bar.is_hidden() {
         conn.set_query_progress_tracking(true)?;
     }
@@ -114,7 +137,7 @@ pub fn refresh(
         id,
         ..RefreshReport::default()
     };
-    let outcome = run_steps(conn, inputs, config, exports_dir, &bar, &mut report);
+    let outcome = run_steps(conn, inputs, config, exports, &bar, &mut report);
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     if let Err(log_error) = record(conn, &report, outcome.as_ref().err()) {
@@ -131,12 +154,12 @@ fn run_steps(
     conn: &Connection,
     inputs: &RefreshInputs,
     config: &Config,
-    exports_dir: Option<&Path>,
+    exports: Option<(&Path, &[ExportFormat])>,
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
     bar.set_message("migrations");
-    report.migrations = migrations::apply(conn, &inputs.migrations)?;
+    report.migrations = migrations::apply(conn, &inputs.migrations, inputs.allow_missing)?;
     bar.inc(1);
 
     db::execute(conn, "BEGIN TRANSACTION")?;
@@ -159,8 +182,8 @@ fn run_steps(
         return Err(Error::DataTestsFailed(failures).into());
     }
 
-    if let Some(dir) = exports_dir {
-        let mut exports = export::StagedExports::new(dir, config.lake.compression)?;
+    if let Some((dir, formats)) = exports {
+        let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?;
         for model in inputs.models.iter().filter(|m| m.is_gold()) {
             progress::with_query_progress(conn, bar, &format!("export {}", model.name), || {
                 exports.write(conn, &model.name)

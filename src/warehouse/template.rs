@@ -15,19 +15,18 @@ use crate::error::Result;
 pub struct Vars(BTreeMap<String, String>);
 
 impl Vars {
-    pub fn from_config(config: &Config) -> Vars {
+    /// `{{ lake_dir }}` from the configuration, plus `extra` (such as the generators'
+    /// `{{ <dataset>.<key> }}` settings, which the caller resolves).
+    pub fn new(config: &Config, extra: BTreeMap<String, String>) -> Vars {
         let lake_dir = config
             .paths
             .lake_dir
             .to_string_lossy()
             .replace('\\', "/")
             .replace('\'', "''");
-        let ev = &config.generate.events;
-        Vars(BTreeMap::from([
-            ("lake_dir".to_owned(), lake_dir),
-            ("events.max_user_id".to_owned(), ev.max_user_id.to_string()),
-            ("events.max_team_id".to_owned(), ev.max_team_id.to_string()),
-        ]))
+        let mut vars = extra;
+        vars.insert("lake_dir".to_owned(), lake_dir);
+        Vars(vars)
     }
 
     /// Replaces every `{{ name }}` in `text`; an unknown name is an error naming `file`.
@@ -62,7 +61,10 @@ mod tests {
 
     #[test]
     fn renders_known_and_names_unknown() {
-        let vars = Vars::from_config(&Config::default());
+        let vars = Vars::new(
+            &Config::default(),
+            BTreeMap::from([("events.max_team_id".to_owned(), "1000".to_owned())]),
+        );
         let sql = vars
             .render(
                 "SELECT '{{ lake_dir }}/x', {{events.max_team_id}}",

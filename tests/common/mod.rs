@@ -12,19 +12,47 @@ pub struct Project {
 }
 
 impl Project {
-    /// A project with the repository's SQL and a small events dataset.
+    /// A project with the repository's SQL for the events dataset and a small events dataset.
     pub fn new(rows: u64) -> Project {
+        isolate_cwd();
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"),
-            &dir.path().join("sql"),
-        );
+        let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        copy_dir(&sql, &dir.path().join("sql"));
+        // The business_events models need that source declared; tests that want them ask.
+        std::fs::remove_dir_all(dir.path().join("sql/models/business_events")).unwrap();
         let project = Project { dir };
         project.write(
             "warehouse.yaml",
             &format!("generate:\n  events:\n    rows: {rows}\n    seed: 7\nengine:\n  memory_limit: 1GB\n"),
         );
         project
+    }
+
+    /// An empty project (no SQL, no config) for ingest tests.
+    pub fn empty() -> Project {
+        isolate_cwd();
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Copies `tests/fixtures/<name>` into the project root.
+    pub fn fixture(&self, name: &str) {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name),
+            self.dir.path(),
+        );
+    }
+
+    /// Copies a file or folder of the repository into the project at the same place.
+    pub fn copy_from_repo(&self, rel: &str) {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        if from.is_dir() {
+            copy_dir(&from, &self.path(rel));
+        } else {
+            std::fs::create_dir_all(self.path(rel).parent().unwrap()).unwrap();
+            std::fs::copy(from, self.path(rel)).unwrap();
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -83,12 +111,23 @@ impl Project {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    /// One value from an in-memory engine working in the project root (for lake and export files).
+    /// One value from an in-memory engine over the project's files: `'data/…'`, `'raw/…'` and
+    /// `'exports/…'` literals in `sql` are made absolute paths into this project.
     pub fn file_value<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
         let conn = Connection::open_in_memory().unwrap();
-        self.search_from_root(&conn);
-        conn.query_row(sql, [], |r| r.get(0))
+        let sql = self.absolute(sql);
+        conn.query_row(&sql, [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// `sql` with `'data/…'`, `'raw/…'` and `'exports/…'` literals made absolute.
+    pub fn absolute(&self, sql: &str) -> String {
+        let root = self.dir.path().to_string_lossy().replace('\'', "''");
+        let mut sql = sql.to_owned();
+        for dir in ["data/", "raw/", "exports/"] {
+            sql = sql.replace(&format!("'{dir}"), &format!("'{root}/{dir}"));
+        }
+        sql
     }
 
     fn search_from_root(&self, conn: &Connection) {
@@ -131,6 +170,17 @@ impl Project {
 }
 
 pub const EVENTS: &str = "read_parquet('data/events/*/*.parquet', hive_partitioning = true)";
+
+/// Moves the test process into an empty folder once: DuckDB resolves a relative path against
+/// the working directory before `file_search_path`, so a view's `data/…` must never find the
+/// repository's own lake (left by `cargo run -- refresh`) instead of the test project's.
+fn isolate_cwd() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::env::set_current_dir(dir).unwrap();
+    });
+}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -1,12 +1,12 @@
 //! `micro-wh status`: what is in the lake and the warehouse right now.
 
-use crate::cli::Project;
+use super::{Outcome, Project};
 use crate::db;
 use crate::error::Result;
 use crate::lake;
 use crate::warehouse::{migrations::HISTORY_TABLE, REFRESH_LOG};
 
-pub fn print(project: &Project) -> Result<()> {
+pub fn run(project: &Project) -> Result<Outcome> {
     let lake_dir = project.lake_dir();
     println!("lake: {}", project.config.paths.lake_dir.display());
     let mut datasets: Vec<String> = std::fs::read_dir(&lake_dir)
@@ -21,7 +21,7 @@ pub fn print(project: &Project) -> Result<()> {
         .unwrap_or_default();
     datasets.sort();
     if datasets.is_empty() {
-        println!("  (empty: run `micro-wh generate events` or `micro-wh refresh`)");
+        println!("  (empty: run `micro-wh refresh`, `micro-wh generate events` or `micro-wh ingest --all`)");
     }
     let engine = db::open_in_memory(&project.config, project.config.threads())?;
     for dataset in &datasets {
@@ -29,10 +29,13 @@ pub fn print(project: &Project) -> Result<()> {
         let rows: i64 = if files.files == 0 {
             0
         } else {
-            let glob = db::literal(&lake::dataset_glob(&lake_dir, dataset));
+            let glob = db::literal(&format!(
+                "{}/**/*.parquet",
+                lake::dataset_dir(&lake_dir, dataset).to_string_lossy()
+            ));
             db::query_one(
                 &engine,
-                &format!("SELECT count(*) FROM read_parquet({glob})"),
+                &format!("SELECT count(*) FROM read_parquet({glob}, union_by_name = true)"),
             )?
         };
         println!(
@@ -48,7 +51,7 @@ pub fn print(project: &Project) -> Result<()> {
     println!("warehouse: {}", project.config.paths.warehouse.display());
     if !warehouse.exists() {
         println!("  (not created yet: run `micro-wh refresh`)");
-        return Ok(());
+        return Ok(Outcome::Success);
     }
     let conn = db::open_read_only(&warehouse)?;
     let has = |table: &str| -> Result<bool> {
@@ -97,7 +100,7 @@ pub fn print(project: &Project) -> Result<()> {
             println!("  #{id:<4} {at}  {status:<9} {secs:>6} s  tests {passed} passed, {failed} failed  {error}");
         }
     }
-    Ok(())
+    Ok(Outcome::Success)
 }
 
 pub fn human_bytes(bytes: u64) -> String {

@@ -1,0 +1,35 @@
+//! `micro-wh export`: tables of the warehouse to the exports directory, all replaced together.
+
+use super::{Outcome, Project};
+use crate::cli::ExportArgs;
+use crate::db;
+use crate::error::Result;
+use crate::warehouse::export::StagedExports;
+
+pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
+    let tables = if args.tables.is_empty() {
+        super::refresh::inputs(project)?
+            .models
+            .iter()
+            .filter(|m| m.is_gold())
+            .map(|m| m.name.clone())
+            .collect()
+    } else {
+        args.tables.clone()
+    };
+    let conn = db::open_warehouse(&project.warehouse(), &project.config, project.config.threads())?;
+    let format = args.format();
+    let mut exports = StagedExports::new(
+        &project.exports_dir(),
+        project.config.lake.compression,
+        &[format],
+    )?;
+    for table in &tables {
+        exports.write(&conn, table)?;
+    }
+    let files = exports.publish()?;
+    for f in &files {
+        println!("exported {}", f.strip_prefix(&project.root).unwrap_or(f).display());
+    }
+    Ok(Outcome::Success)
+}

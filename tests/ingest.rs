@@ -1,0 +1,379 @@
+//! `micro-wh ingest`: every format and failure mode, with exact counts, lines and reasons.
+
+mod common;
+
+use common::Project;
+
+/// (line, reason) of every quarantined row of a file, in line order.
+fn quarantine(p: &Project, file: &str) -> Vec<(i64, String)> {
+    let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT line, reason FROM ingest_quarantine WHERE file = ? ORDER BY line")
+        .unwrap();
+    stmt.query_map([file], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// (rows_in, rows_loaded, rows_quarantined, status) of the latest manifest row of a file.
+fn manifest(p: &Project, file: &str) -> (i64, i64, i64, String) {
+    let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+    conn.query_row(
+        "SELECT rows_in, rows_loaded, rows_quarantined, status FROM ingest_manifest
+         WHERE file = ? ORDER BY ingest_id DESC, finished_at DESC LIMIT 1",
+        [file],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .unwrap()
+}
+
+fn exit_code(p: &Project, args: &[&str]) -> (i32, String, String) {
+    let out = p.cmd(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_reason(q: &(i64, String), line: i64, words: &[&str]) {
+    assert_eq!(q.0, line, "{q:?}");
+    for w in words {
+        assert!(
+            q.1.to_lowercase().contains(&w.to_lowercase()),
+            "line {line}: reason `{}` lacks `{w}`",
+            q.1
+        );
+    }
+}
+
+#[test]
+fn csv_bad_lines_are_quarantined_with_line_and_reason_and_the_rest_loads() {
+    let p = Project::empty();
+    p.fixture("csv_errors");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "weather"]);
+    assert_eq!(code, 3, "quarantined rows exit 3\n{stdout}\n{stderr}");
+
+    let jan = "raw/weather/2013-01.csv";
+    assert_eq!(manifest(&p, jan), (9, 3, 6, "quarantined".into()));
+    let q = quarantine(&p, jan);
+    assert_eq!(q.len(), 6, "{q:?}");
+    assert_reason(&q[0], 4, &["temp", "abc", "DOUBLE"]);
+    assert_reason(&q[1], 5, &["missing columns"]);
+    assert_reason(&q[2], 6, &["time_hour", "2013-02-30"]);
+    assert_reason(&q[3], 7, &["column origin: NULL in a NOT NULL column"]);
+    assert_reason(&q[4], 8, &["check failed: temp BETWEEN -80 AND 140"]);
+    assert_reason(&q[5], 9, &["too many columns"]);
+    // The raw text travels with the reason.
+    let raw: String = p.warehouse_value(
+        "SELECT raw FROM ingest_quarantine WHERE file = 'raw/weather/2013-01.csv' AND line = 8",
+    );
+    assert_eq!(raw, "LGA,150.5,2013-01-01 10:00:00");
+
+    let feb = "raw/weather/2013-02.csv";
+    assert_eq!(manifest(&p, feb), (4, 2, 2, "quarantined".into()));
+    let q = quarantine(&p, feb);
+    assert_reason(&q[0], 3, &["unicode"]);
+    assert_reason(&q[1], 5, &["missing columns"]);
+
+    // The lake holds exactly the loaded rows, partitioned by origin; NA read as NULL.
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 5);
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather WHERE origin = 'JFK' AND temp IS NULL"),
+        1
+    );
+    let dirs: i64 = p.file_value(
+        "SELECT count(DISTINCT regexp_extract(filename, 'origin=([A-Z]+)', 1)) FROM read_parquet('data/weather/*/*.parquet', filename = true)",
+    );
+    assert_eq!(dirs, 3);
+    // Every file obeys rows_in = rows_loaded + rows_quarantined.
+    let broken: i64 = p.warehouse_value(
+        "SELECT count(*) FROM ingest_manifest WHERE rows_in <> rows_loaded + rows_quarantined",
+    );
+    assert_eq!(broken, 0);
+}
+
+#[test]
+fn unchanged_files_are_skipped_and_changed_files_replace_their_rows() {
+    let p = Project::empty();
+    p.fixture("csv_errors");
+    exit_code(&p, &["ingest", "weather"]);
+    let (code, stdout, _) = exit_code(&p, &["ingest", "weather"]);
+    assert_eq!(code, 0, "a skip quarantines nothing new\n{stdout}");
+    assert_eq!(stdout.matches("skipped").count(), 3, "{stdout}");
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 5);
+
+    // Rewrite January with two good lines: its 3 earlier rows go, February's 2 stay.
+    p.write(
+        "raw/weather/2013-01.csv",
+        "origin,temp,time_hour\nEWR,1,2013-01-01 05:00:00\nEWR,2,2013-01-01 06:00:00\n",
+    );
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "weather"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 4);
+    assert_eq!(
+        manifest(&p, "raw/weather/2013-01.csv"),
+        (2, 2, 0, "loaded".into())
+    );
+    assert_eq!(quarantine(&p, "raw/weather/2013-01.csv"), vec![]);
+    let replaced: i64 = p.warehouse_value(
+        "SELECT count(*) FROM ingest_manifest WHERE file = 'raw/weather/2013-01.csv' AND status = 'replaced'",
+    );
+    assert_eq!(replaced, 1);
+}
+
+#[test]
+fn empty_header_only_and_binary_files() {
+    let p = Project::empty();
+    p.fixture("csv_edge");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
+    assert_eq!(code, 1, "a failed file exits 1\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("raw/w/c_binary.csv") && stderr.contains("not a CSV file"),
+        "{stderr}"
+    );
+    assert_eq!(manifest(&p, "raw/w/a_empty.csv"), (0, 0, 0, "loaded".into()));
+    assert_eq!(manifest(&p, "raw/w/b_header_only.csv"), (0, 0, 0, "loaded".into()));
+    assert_eq!(manifest(&p, "raw/w/c_binary.csv"), (0, 0, 0, "failed".into()));
+    // The other files still loaded.
+    assert_eq!(manifest(&p, "raw/w/d_good.csv"), (2, 2, 0, "loaded".into()));
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_w"), 2);
+}
+
+#[test]
+fn ndjson_lines_are_typed_checked_and_quarantined_by_line() {
+    let p = Project::empty();
+    p.fixture("ndjson_errors");
+    let (code, ..) = exit_code(&p, &["ingest", "orders"]);
+    assert_eq!(code, 3);
+    let f = "raw/orders.ndjson";
+    assert_eq!(manifest(&p, f), (8, 2, 6, "quarantined".into()));
+    let q = quarantine(&p, f);
+    assert_reason(&q[0], 2, &["column id: 'x' is not a valid BIGINT"]);
+    assert_reason(&q[1], 3, &["invalid JSON"]);
+    assert_reason(&q[2], 4, &["blank line"]);
+    assert_reason(&q[3], 5, &["not a JSON object"]);
+    assert_reason(&q[4], 6, &["column name: NULL in a NOT NULL column"]);
+    assert_reason(&q[5], 7, &["check failed: amount >= 0"]);
+    // Nested values land as JSON that silver SQL can extract from.
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT CAST(meta ->> 'k' AS BIGINT) FROM bronze_orders WHERE id = 1"),
+        1
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT json_array_length(meta) FROM bronze_orders WHERE id = 5"),
+        2
+    );
+}
+
+#[test]
+fn json_arrays_quarantine_by_element_and_a_truncated_array_keeps_what_came_before() {
+    let p = Project::empty();
+    p.fixture("json_array");
+    let (code, ..) = exit_code(&p, &["ingest", "items"]);
+    assert_eq!(code, 3);
+    assert_eq!(manifest(&p, "raw/a_items.json"), (3, 2, 1, "quarantined".into()));
+    assert_reason(&quarantine(&p, "raw/a_items.json")[0], 2, &["column id", "two", "INTEGER"]);
+    assert_eq!(manifest(&p, "raw/b_truncated.json"), (3, 2, 1, "quarantined".into()));
+    assert_reason(&quarantine(&p, "raw/b_truncated.json")[0], 3, &["invalid JSON"]);
+    assert_eq!(p.warehouse_value::<i64>("SELECT sum(id) FROM bronze_items"), 1 + 3 + 10 + 11);
+}
+
+#[test]
+fn log_lines_that_do_not_match_are_quarantined() {
+    let p = Project::empty();
+    p.fixture("log_lines");
+    let (code, ..) = exit_code(&p, &["ingest", "app"]);
+    assert_eq!(code, 3);
+    assert_eq!(manifest(&p, "raw/app.log"), (7, 3, 4, "quarantined".into()));
+    let q = quarantine(&p, "raw/app.log");
+    assert_reason(&q[0], 3, &["no match for pattern"]);
+    assert_reason(&q[1], 4, &["no match for pattern"]);
+    assert_reason(&q[2], 6, &["column ts", "TIMESTAMP"]);
+    assert_reason(&q[3], 7, &["check failed"]);
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT string_agg(level, ',' ORDER BY ts) FROM bronze_app"),
+        "INFO,WARN,ERROR"
+    );
+}
+
+#[test]
+fn sqlite_tables_land_in_their_own_folders_and_misfits_are_quarantined() {
+    let p = Project::empty();
+    std::fs::create_dir_all(p.path("raw")).unwrap();
+    let db = rusqlite::Connection::open(p.path("raw/shop.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, joined DATE);
+         INSERT INTO customers VALUES (1, 'Ada', '2024-01-05'), (2, NULL, NULL), (3, 'Bob', '2024-02-30');
+         CREATE TABLE orders (id INTEGER, customer_id INTEGER, amount NUMERIC(10,2), note TEXT);
+         INSERT INTO orders VALUES (1, 1, 9.99, NULL), (2, 'abc', 5, 'text in an INTEGER column'),
+                                   (3, 2, 1.5, 'ok'), (4, 2.5, 3, 'fraction in an INTEGER column'),
+                                   (5, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    drop(db);
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  shop:\n    format: sqlite\n    path: raw/shop.sqlite\n",
+    );
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "shop"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+    let rows: Vec<(String, i64, i64, i64)> = conn
+        .prepare("SELECT source, rows_in, rows_loaded, rows_quarantined FROM ingest_manifest ORDER BY source")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("shop.customers".into(), 3, 2, 1), ("shop.orders".into(), 5, 3, 2)]
+    );
+    let reasons: Vec<(i64, String)> = conn
+        .prepare("SELECT line, reason FROM ingest_quarantine WHERE source = 'shop.orders' ORDER BY line")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(conn);
+    assert_reason(&reasons[0], 2, &["column customer_id", "abc", "BIGINT"]);
+    assert_reason(&reasons[1], 4, &["column customer_id", "2.5", "BIGINT"]);
+    assert!(p.path("data/shop/customers").is_dir() && p.path("data/shop/orders").is_dir());
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT CAST(sum(amount) AS VARCHAR) FROM bronze_shop_orders"),
+        "11.49"
+    );
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT typeof(amount) FROM bronze_shop_orders LIMIT 1"),
+        "DECIMAL(10,2)"
+    );
+    // NULLs stay NULL, not empty strings.
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_shop_customers WHERE name IS NULL AND joined IS NULL"),
+        1
+    );
+}
+
+#[test]
+fn keys_keep_the_latest_row_across_files_and_runs() {
+    let p = Project::empty();
+    p.fixture("keyed");
+    let values = |p: &Project| -> String {
+        p.warehouse_value("SELECT string_agg(id || '=' || v || '@' || day, ' ' ORDER BY id) FROM bronze_events")
+    };
+    let (code, stdout, _) = exit_code(&p, &["ingest", "events"]);
+    assert_eq!(code, 0, "{stdout}");
+    // Within a file: the newer e1 wins; the tie on e3 goes to the later line.
+    assert_eq!(values(&p), "e1=3@2024-01-01 e2=2@2024-01-01 e3=5@2024-01-02");
+    assert!(stdout.contains("loaded"), "{stdout}");
+
+    // A later file: e1 updated onto another day, e2 with an older timestamp loses, e4 new.
+    p.write(
+        "raw/b.ndjson",
+        "{\"id\": \"e1\", \"ts\": \"2024-01-03 08:00:00\", \"kind\": \"x\", \"v\": 6}\n\
+         {\"id\": \"e2\", \"ts\": \"2024-01-01 09:00:00\", \"kind\": \"x\", \"v\": 7}\n\
+         {\"id\": \"e4\", \"ts\": \"2024-01-02 10:00:00\", \"kind\": \"z\", \"v\": 8}\n",
+    );
+    p.ok(&["ingest", "events"]);
+    assert_eq!(
+        values(&p),
+        "e1=6@2024-01-03 e2=2@2024-01-01 e3=5@2024-01-02 e4=8@2024-01-02"
+    );
+    // A changed file replaces the rows it loaded: e3 only came from a.ndjson.
+    p.write(
+        "raw/a.ndjson",
+        "{\"id\": \"e1\", \"ts\": \"2024-01-01 10:00:00\", \"kind\": \"x\", \"v\": 1}\n\
+         {\"id\": \"e2\", \"ts\": \"2024-01-01 11:00:00\", \"kind\": \"x\", \"v\": 2}\n",
+    );
+    p.ok(&["ingest", "events"]);
+    assert_eq!(values(&p), "e1=6@2024-01-03 e2=2@2024-01-01 e4=8@2024-01-02");
+
+    // One data.parquet per day folder, and nothing else.
+    let mut files = Vec::new();
+    common::walk(&p.path("data/events"), &mut |f| {
+        files.push(f.strip_prefix(p.path("data/events")).unwrap().to_string_lossy().into_owned())
+    });
+    files.sort();
+    assert_eq!(
+        files,
+        ["day=2024-01-01/data.parquet", "day=2024-01-02/data.parquet", "day=2024-01-03/data.parquet"]
+    );
+}
+
+#[test]
+fn a_run_killed_between_lake_and_manifest_is_finished_by_the_next_run() {
+    for point in ["ingest-before-publish", "ingest-after-publish"] {
+        let p = Project::empty();
+        p.fixture("keyed");
+        let out = p.cmd(&["ingest", "events"]).env("MICRO_WH_FAULT", point).output().unwrap();
+        assert!(!out.status.success(), "{point}: the fault aborts");
+        let (code, stdout, stderr) = exit_code(&p, &["ingest", "events"]);
+        assert_eq!(code, 0, "{point}: {stdout}\n{stderr}");
+        assert_eq!(manifest(&p, "raw/a.ndjson"), (5, 5, 0, "loaded".into()), "{point}");
+        assert_eq!(
+            p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"),
+            3,
+            "{point}: each row once"
+        );
+        let loaded: i64 = p.warehouse_value("SELECT count(*) FROM ingest_manifest WHERE status = 'loaded'");
+        assert_eq!(loaded, 1, "{point}");
+    }
+}
+
+#[test]
+fn errors_name_the_source_path_and_format() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  a:\n    format: csv\n    path: raw/missing\n  b:\n    format: xml\n    path: raw\n",
+    );
+    let err = p.fails(&["ingest", "nope"]);
+    assert!(err.contains("source `nope` is not declared") && err.contains("a, b"), "{err}");
+    let err = p.fails(&["ingest", "a"]);
+    assert!(err.contains("source `a`") && err.contains("raw/missing does not exist"), "{err}");
+    let err = p.fails(&["ingest", "b"]);
+    assert!(err.contains("sources.b.format: unknown format `xml`"), "{err}");
+    p.write("warehouse.yaml", "sources:\n  a:\n    format: csv\n    path: x\n    partition: [a]\n");
+    let err = p.fails(&["ingest", "a"]);
+    assert!(err.contains("warehouse.yaml") && err.contains("partition"), "{err}");
+    // Usage errors are exit 2 (clap).
+    let (code, ..) = exit_code(&p, &["ingest"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn path_overrides_the_configured_path_for_one_source() {
+    let p = Project::empty();
+    p.fixture("csv_edge");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "w", "--path", "raw/w/d_good.csv"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_w"), 2);
+}
+
+#[test]
+fn the_shipped_example_loads_every_format_in_one_command() {
+    let p = Project::empty();
+    p.copy_from_repo("examples/ingest");
+    let dir = p.path("examples/ingest");
+    let status = std::process::Command::new("python3")
+        .arg(dir.join("make_shop_sqlite.py"))
+        .status()
+        .expect("python3 runs the example's SQLite maker");
+    assert!(status.success());
+    let out = p
+        .cmd(&["--config", "examples/ingest/warehouse.yaml", "ingest", "--all"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for source in ["weather", "orders", "items", "app", "shop.customers", "shop.orders"] {
+        assert!(stdout.contains(source), "{source} in the summary:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("6 files: 35 rows in, 16 loaded, 19 quarantined, 0 skipped"),
+        "{stdout}"
+    );
+}
