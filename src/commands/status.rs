@@ -9,16 +9,19 @@ use crate::warehouse::{migrations::HISTORY_TABLE, REFRESH_LOG};
 pub fn run(project: &Project) -> Result<Outcome> {
     let lake_dir = project.lake_dir();
     println!("lake: {}", project.config.paths.lake_dir.display());
-    let mut datasets: Vec<String> = std::fs::read_dir(&lake_dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut datasets: Vec<String> = match std::fs::read_dir(&lake_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // An unreadable lake is not an empty one.
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", lake_dir.display())))
+        }
+    };
     datasets.sort();
     if datasets.is_empty() {
         println!("  (empty: run `micro-wh refresh`, `micro-wh generate events` or `micro-wh ingest --all`)");

@@ -69,7 +69,7 @@ impl Format for Csv {
             format!(
                 "SELECT {} FROM ({}) WHERE _reason IS NULL",
                 list.join(", "),
-                checked_select(&relation, &columns, &job.source.checks, false)
+                checked_select(&relation, &columns, &job.source.checks, false, None)
             )
         } else {
             format!("SELECT {} FROM {relation}", list.join(", "))
@@ -175,7 +175,7 @@ fn quarantine_constraint_failures(
     let reader = read_csv(job, columns, job.source, Some((rejects, scans)));
     let relation =
         format!("(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})");
-    let checked = checked_select(&relation, columns, &job.source.checks, false);
+    let checked = checked_select(&relation, columns, &job.source.checks, false, None);
     db::execute(conn, "SET preserve_insertion_order = true")?;
     let failures: Result<BTreeMap<u64, String>> = (|| {
         // Every column is selected: a column left unread is not cast (projection pushdown),
@@ -251,7 +251,7 @@ fn locate(
             let mut bytes = vec![0u8; (end - begin) as usize];
             raw_file.seek(SeekFrom::Start(begin))?;
             raw_file.read_exact(&mut bytes)?;
-            let text = String::from_utf8_lossy(super::json::trim_newline(&bytes)).into_owned();
+            let text = String::from_utf8_lossy(super::chunks::trim_newline(&bytes)).into_owned();
             found.insert(ordinal, (line, text));
         }
         if ordinal >= last {

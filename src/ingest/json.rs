@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::chunks::ChunkLoader;
+use super::chunks::{self, Rows, Shape};
 use super::validate::{describe, Column};
 use super::{Format, LoadJob, Loaded};
 use crate::db::path_literal;
@@ -38,16 +38,17 @@ impl Format for Json {
             Some(c) => c.to_vec(),
             None => self.infer(job)?,
         };
-        let mut loader = ChunkLoader::new(job, columns)?;
         let file = std::fs::File::open(job.file)
             .with_context(|| format!("cannot read {}", job.file.display()))?;
         let reader = BufReader::with_capacity(1 << 20, file);
-        if self.array {
-            read_array(reader, &mut loader)?;
-        } else {
-            read_lines(reader, &mut loader)?;
-        }
-        loader.finish()
+        let array = self.array;
+        chunks::load(job, columns, Shape::Json, move |rows| {
+            if array {
+                read_array(reader, rows)
+            } else {
+                read_lines(reader, rows)
+            }
+        })
     }
 }
 
@@ -63,63 +64,18 @@ impl Json {
     }
 }
 
-/// Pushes one parsed value as a row, or rejects it when it is not an object.
-fn push_value(loader: &mut ChunkLoader<'_>, line: u64, raw: &str, value: Value) -> Result<()> {
-    let Value::Object(mut object) = value else {
-        return loader.reject(line, raw, "not a JSON object");
-    };
-    let fields: Vec<Option<String>> = loader
-        .columns()
-        .iter()
-        .map(|c| match object.remove(&c.name) {
-            None | Some(Value::Null) => None,
-            Some(v) if c.ty.eq_ignore_ascii_case("JSON") => Some(v.to_string()),
-            Some(Value::String(s)) => Some(s),
-            Some(v) => Some(v.to_string()),
-        })
-        .collect();
-    loader.push(line, raw, &fields)
+/// One row per line, as its raw text: DuckDB parses it (blank lines and invalid JSON are
+/// quarantined there).
+fn read_lines(reader: impl BufRead, rows: &mut Rows) -> Result<()> {
+    chunks::each_line(reader, rows, |rows, line, text| rows.push_json(line, text))
 }
 
-fn read_lines(mut reader: impl BufRead, loader: &mut ChunkLoader<'_>) -> Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut line = 0u64;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(());
-        }
-        line += 1;
-        let bytes = trim_newline(&buf);
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                let raw = String::from_utf8_lossy(bytes);
-                loader.reject(line, &raw, &format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
-                continue;
-            }
-        };
-        if text.trim().is_empty() {
-            loader.reject(line, text, "blank line")?;
-            continue;
-        }
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => push_value(loader, line, text, value)?,
-            Err(e) => loader.reject(line, text, &format!("invalid JSON: {e}"))?,
-        }
-    }
-}
-
-pub fn trim_newline(bytes: &[u8]) -> &[u8] {
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    bytes.strip_suffix(b"\r").unwrap_or(bytes)
-}
 
 /// Streams the elements of a top-level array; a malformed element ends the array there and is
 /// quarantined, the elements before it load.
-fn read_array(reader: impl std::io::Read, loader: &mut ChunkLoader<'_>) -> Result<()> {
+fn read_array(reader: impl std::io::Read, rows: &mut Rows) -> Result<()> {
     let mut elements = Elements {
-        loader,
+        rows,
         index: 0,
         failure: None,
         truncated: false,
@@ -139,14 +95,14 @@ fn read_array(reader: impl std::io::Read, loader: &mut ChunkLoader<'_>) -> Resul
     }
 }
 
-struct Elements<'l, 'a> {
-    loader: &'l mut ChunkLoader<'a>,
+struct Elements<'r> {
+    rows: &'r mut Rows,
     index: u64,
     failure: Option<anyhow::Error>,
     truncated: bool,
 }
 
-impl<'de> Visitor<'de> for &mut Elements<'_, '_> {
+impl<'de> Visitor<'de> for &mut Elements<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -159,8 +115,7 @@ impl<'de> Visitor<'de> for &mut Elements<'_, '_> {
             match seq.next_element::<Value>() {
                 Ok(Some(value)) => {
                     self.index += 1;
-                    let raw = value.to_string();
-                    if let Err(e) = push_value(self.loader, self.index, &raw, value) {
+                    if let Err(e) = self.rows.push_json(self.index, &value.to_string()) {
                         self.failure = Some(e);
                         return Err(A::Error::custom("stopped"));
                     }
@@ -169,7 +124,7 @@ impl<'de> Visitor<'de> for &mut Elements<'_, '_> {
                 Err(e) => {
                     self.index += 1;
                     self.truncated = true;
-                    if let Err(e) = self.loader.reject(self.index, "", &format!("invalid JSON: {e}")) {
+                    if let Err(e) = self.rows.reject(self.index, "", &format!("invalid JSON: {e}")) {
                         self.failure = Some(e);
                     }
                     return Err(e);

@@ -1,13 +1,12 @@
 //! Line-oriented text logs: a regex's named groups become columns; a line that does not
 //! match (blank lines included) is quarantined as `no match for pattern`.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 
 use anyhow::{bail, Context};
 use regex::Regex;
 
-use super::chunks::ChunkLoader;
-use super::json::trim_newline;
+use super::chunks::{self, Shape};
 use super::validate::Column;
 use super::{Format, LoadJob, Loaded};
 use crate::config::SourceConfig;
@@ -54,32 +53,20 @@ impl Format for Log {
                     .unwrap_or_else(|| Column::new(g, "VARCHAR"))
             })
             .collect();
-        let mut loader = ChunkLoader::new(job, columns)?;
         let file = std::fs::File::open(job.file)
             .with_context(|| format!("cannot read {}", job.file.display()))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut buf = Vec::with_capacity(4096);
-        let mut line = 0u64;
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf)? == 0 {
-                break;
-            }
-            line += 1;
-            let bytes = trim_newline(&buf);
-            let Ok(text) = std::str::from_utf8(bytes) else {
-                loader.reject(line, &String::from_utf8_lossy(bytes), "invalid UTF-8")?;
-                continue;
-            };
-            match regex.captures(text) {
+        let reader = BufReader::with_capacity(1 << 20, file);
+        chunks::load(job, columns, Shape::Columns, move |rows| {
+            let groups: Vec<&str> = regex.capture_names().flatten().collect();
+            chunks::each_line(reader, rows, |rows, line, text| match regex.captures(text) {
                 Some(caps) => {
                     let fields: Vec<Option<&str>> =
                         groups.iter().map(|g| caps.name(g).map(|m| m.as_str())).collect();
-                    loader.push(line, text, &fields)?;
+                    rows.push(line, Some(text), &fields)
                 }
-                None => loader.reject(line, text, "no match for pattern")?,
-            }
-        }
-        loader.finish()
+                // Blank lines too: a line is a row, and it does not match.
+                None => rows.reject(line, text, "no match for pattern"),
+            })
+        })
     }
 }

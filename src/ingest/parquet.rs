@@ -29,7 +29,7 @@ impl Format for Parquet {
         let relation = |raw: &str| {
             format!("(SELECT file_row_number + 1 AS _line, {raw} AS _raw, * FROM {scan} t)")
         };
-        let checked = checked_select(&relation("CAST(NULL AS VARCHAR)"), &columns, &job.source.checks, cast);
+        let checked = checked_select(&relation("CAST(NULL AS VARCHAR)"), &columns, &job.source.checks, cast, None);
         let mut list: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
         if job.ordered {
             list.push("_line".into());
@@ -44,6 +44,7 @@ impl Format for Parquet {
                 &columns,
                 &job.source.checks,
                 cast,
+                None,
             );
             job.quarantine_failures(&with_raw)?;
         }

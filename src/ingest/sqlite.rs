@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection as Sqlite3, OpenFlags};
 
-use super::chunks::ChunkLoader;
+use super::chunks::{self, Shape};
 use super::validate::Column;
 use super::{Format, LoadJob, Loaded};
 use crate::config::SourceConfig;
@@ -97,57 +97,74 @@ impl Format for Sqlite {
     fn load(&self, job: &LoadJob<'_>) -> Result<Loaded> {
         let db = open(job.file)?;
         let quoted = format!("\"{}\"", job.table.replace('"', "\"\""));
-        let mut info = db.prepare(&format!("PRAGMA table_info({quoted})"))?;
-        let columns: Vec<Column> = info
-            .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            .map(|r| r.map(|(name, ty)| Column::new(&name, &duckdb_type(&ty))))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut loader = ChunkLoader::new(job, columns.clone())?;
-        let mut stmt = db.prepare(&format!("SELECT * FROM {quoted}"))?;
-        let mut rows = stmt.query([])?;
-        let mut line = 0u64;
-        let mut fields: Vec<Option<String>> = Vec::with_capacity(columns.len());
-        let mut raw = serde_json::Map::new();
-        while let Some(row) = rows.next()? {
-            line += 1;
-            fields.clear();
-            raw.clear();
-            let mut misfit = None;
-            for (i, col) in columns.iter().enumerate() {
-                let value = row.get_ref(i)?;
-                let (text, json) = match value {
-                    ValueRef::Null => (None, serde_json::Value::Null),
-                    ValueRef::Integer(n) => (Some(n.to_string()), n.into()),
-                    ValueRef::Real(f) => {
-                        // DuckDB would round 1.5 into a BIGINT; SQLite kept a fraction there.
-                        if col.ty == "BIGINT" && f.fract() != 0.0 {
-                            misfit.get_or_insert(format!("column {}: {f} is not a valid BIGINT", col.name));
+        let columns: Vec<Column> = {
+            let mut info = db.prepare(&format!("PRAGMA table_info({quoted})"))?;
+            let columns = info
+                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .map(|r| r.map(|(name, ty)| Column::new(&name, &duckdb_type(&ty))))
+                .collect::<std::result::Result<_, _>>()?;
+            columns
+        };
+        drop(db);
+        let file = job.file.to_owned();
+        let types: Vec<(String, String)> = columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+        chunks::load(job, columns, Shape::Columns, move |rows| {
+            // Opened on the reader's thread: a SQLite connection stays on one thread.
+            let db = open(&file)?;
+            let mut stmt = db.prepare(&format!("SELECT * FROM {quoted}"))?;
+            let mut cursor = stmt.query([])?;
+            let mut line = 0u64;
+            let mut fields: Vec<Option<String>> = vec![None; types.len()];
+            while let Some(row) = cursor.next()? {
+                line += 1;
+                let mut misfit = None;
+                for (i, (name, ty)) in types.iter().enumerate() {
+                    let slot = &mut fields[i];
+                    match row.get_ref(i)? {
+                        ValueRef::Null => *slot = None,
+                        ValueRef::Integer(n) => set(slot, format_args!("{n}")),
+                        ValueRef::Real(f) => {
+                            // DuckDB would round 1.5 into a BIGINT; SQLite kept a fraction there.
+                            if ty == "BIGINT" && f.fract() != 0.0 {
+                                misfit.get_or_insert_with(|| format!("column {name}: {f} is not a valid BIGINT"));
+                            }
+                            set(slot, format_args!("{f}"));
                         }
-                        (Some(f.to_string()), serde_json::json!(f))
-                    }
-                    ValueRef::Text(t) => {
-                        let s = String::from_utf8_lossy(t).into_owned();
-                        (Some(s.clone()), s.into())
-                    }
-                    ValueRef::Blob(b) => {
-                        let hex: String = b.iter().map(|x| format!("\\x{x:02X}")).collect();
-                        if col.ty != "BLOB" {
-                            misfit.get_or_insert(format!("column {}: a {}-byte BLOB is not a valid {}", col.name, b.len(), col.ty));
+                        ValueRef::Text(t) => set(slot, format_args!("{}", String::from_utf8_lossy(t))),
+                        ValueRef::Blob(b) => {
+                            if ty != "BLOB" {
+                                misfit.get_or_insert_with(|| {
+                                    format!("column {name}: a {}-byte BLOB is not a valid {ty}", b.len())
+                                });
+                            }
+                            let hex: String = b.iter().map(|x| format!("\\x{x:02X}")).collect();
+                            *slot = Some(hex);
                         }
-                        (Some(hex.clone()), hex.into())
                     }
-                };
-                fields.push(text);
-                raw.insert(col.name.clone(), json);
+                }
+                match misfit {
+                    Some(reason) => {
+                        let raw: serde_json::Map<String, serde_json::Value> = types
+                            .iter()
+                            .zip(&fields)
+                            .map(|((n, _), v)| (n.clone(), v.clone().map_or(serde_json::Value::Null, Into::into)))
+                            .collect();
+                        rows.reject(line, &serde_json::Value::Object(raw).to_string(), &reason)?;
+                    }
+                    None => rows.push(line, None, &fields)?,
+                }
             }
-            let raw_text = serde_json::Value::Object(raw.clone()).to_string();
-            match misfit {
-                Some(reason) => loader.reject(line, &raw_text, &reason)?,
-                None => loader.push(line, &raw_text, &fields)?,
-            }
-        }
-        loader.finish()
+            Ok(())
+        })
     }
+}
+
+/// Writes `value` into the slot's string, reusing its allocation.
+fn set(slot: &mut Option<String>, value: std::fmt::Arguments<'_>) {
+    use std::fmt::Write;
+    let s = slot.get_or_insert_with(String::new);
+    s.clear();
+    let _ = s.write_fmt(value);
 }
 
 #[cfg(test)]

@@ -60,8 +60,16 @@ pub fn has_constraints(columns: &[Column], checks: &[String]) -> bool {
 
 /// `SELECT _line, _raw, <columns>, _reason FROM <relation>`: `_reason` is NULL for a valid
 /// row. With `cast`, the relation's columns are text (or any type) cast to the declared
-/// types, and a value that does not cast is a failure, never a NULL.
-pub fn checked_select(relation: &str, columns: &[Column], checks: &[String], cast: bool) -> String {
+/// types, and a value that does not cast is a failure, never a NULL. `pre_reason`, an SQL
+/// expression over the relation `r`, refuses a row before anything else (a line that is not
+/// a JSON object).
+pub fn checked_select(
+    relation: &str,
+    columns: &[Column],
+    checks: &[String],
+    cast: bool,
+    pre_reason: Option<&str>,
+) -> String {
     let mut inner = Vec::new();
     let mut cast_errors = Vec::new();
     for c in columns {
@@ -105,11 +113,16 @@ pub fn checked_select(relation: &str, columns: &[Column], checks: &[String], cas
         format!("nullif(concat_ws('; ', {}), '')", rules.join(", "))
     };
     let names: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
+    let mut inner_list = vec!["r._line".to_owned(), "r._raw".to_owned()];
+    inner_list.extend(inner);
+    let mut outer_list = vec!["_line".to_owned(), "_raw".to_owned()];
+    outer_list.extend(names);
     format!(
-        "SELECT _line, _raw, {names}, coalesce(_cast_error, CASE WHEN _cast_error IS NULL THEN {rule_error} END) AS _reason
-         FROM (SELECT r._line, r._raw, {inner}, {cast_error} AS _cast_error FROM {relation} r)",
-        names = names.join(", "),
-        inner = inner.join(", "),
+        "SELECT {outer}, coalesce(_pre_reason, _cast_error, CASE WHEN _cast_error IS NULL THEN {rule_error} END) AS _reason
+         FROM (SELECT {inner}, {pre} AS _pre_reason, {cast_error} AS _cast_error FROM {relation} r)",
+        outer = outer_list.join(", "),
+        inner = inner_list.join(", "),
+        pre = pre_reason.unwrap_or("CAST(NULL AS VARCHAR)"),
     )
 }
 

@@ -99,8 +99,9 @@ impl Target<'_> {
     fn append(&self, incoming: &Path, prefix: &str, dir: &Path, options: &CopyOptions) -> Result<()> {
         if self.layout.lake.partitions.is_empty() {
             let mut files: Vec<_> = std::fs::read_dir(incoming)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()
+                .with_context(|| format!("cannot read {}", incoming.display()))?;
             files.sort();
             for (i, file) in files.iter().enumerate() {
                 let target = dir.join(format!("{prefix}_{i}.parquet"));

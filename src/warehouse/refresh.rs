@@ -262,13 +262,13 @@ fn build_and_test(
 /// A model that changes between view and table must first lose its old kind:
 /// `CREATE OR REPLACE TABLE` does not replace a view, nor the other way round.
 fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
-    let existing: Option<String> = conn
-        .query_row(
+    let existing: Option<String> = {
+        let mut stmt = conn.prepare(
             "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-            params![model.name],
-            |row| row.get(0),
-        )
-        .ok();
+        )?;
+        let mut rows = stmt.query_map(params![model.name], |row| row.get(0))?;
+        rows.next().transpose()?
+    };
     let drop = match (existing.as_deref(), model.materialized) {
         (Some("VIEW"), Materialized::Table) => "VIEW",
         (Some("BASE TABLE"), Materialized::View) => "TABLE",
