@@ -581,3 +581,88 @@ fn a_removed_applied_migration_stops_the_refresh_unless_allowed() {
     assert!(stderr.contains("V002__extra.sql") && stderr.contains("--allow-missing"), "{stderr}");
     p.ok(&["refresh", "--no-export", "--allow-missing"]);
 }
+
+fn refresh_status(p: &Project, id: i64) -> String {
+    p.warehouse_value(&format!("SELECT status FROM refresh_log WHERE id = {id}"))
+}
+
+fn export_matches_warehouse(p: &Project) -> bool {
+    GOLD.iter()
+        .all(|t| p.rows_differing(&format!("exports/{t}.parquet"), t) == 0)
+}
+
+#[test]
+fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
+    let p = Project::new(3_000);
+    p.ok(&["refresh"]);
+    let gold = |p: &Project| -> String {
+        p.warehouse_value("SELECT count(*) || ':' || sum(dau) FROM gold_daily_active_users")
+    };
+    let before = gold(&p);
+
+    // Before the commit: nothing changes; the next refresh calls it interrupted.
+    p.ok(&["generate", "events", "--rows", "4000", "--seed", "9"]);
+    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "refresh-before-commit").output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(gold(&p), before, "the models were rolled back");
+    assert!(export_matches_warehouse(&p), "exports untouched");
+    p.ok(&["refresh"]);
+    assert_eq!(refresh_status(&p, 2), "interrupted");
+    assert_eq!(refresh_status(&p, 3), "succeeded");
+    assert_ne!(gold(&p), before);
+
+    // After the commit: the tables are new, the exports old, the log says `committed`;
+    // `micro-wh export` finishes the job.
+    p.ok(&["generate", "events", "--rows", "5000", "--seed", "10"]);
+    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "refresh-after-commit").output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(refresh_status(&p, 4), "committed");
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"), 5_000);
+    assert!(!export_matches_warehouse(&p), "the exports are the previous refresh's");
+    let out = p.ok(&["export"]);
+    assert!(out.contains("refresh #4 is now complete"), "{out}");
+    assert_eq!(refresh_status(&p, 4), "succeeded");
+    assert!(export_matches_warehouse(&p));
+
+    // Between two export renames: the next refresh writes them all again.
+    p.ok(&["generate", "events", "--rows", "6000", "--seed", "11"]);
+    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "export-between-renames").output().unwrap();
+    assert!(!out.status.success());
+    p.ok(&["refresh"]);
+    assert_eq!(refresh_status(&p, 5), "exports_failed");
+    assert!(export_matches_warehouse(&p));
+}
+
+#[test]
+fn exports_failing_after_the_commit_are_reported_as_such_and_finished_later() {
+    let p = Project::new(3_000);
+    p.write("out", "a file where the exports directory should be");
+    let out = p.cmd(&["--exports-dir", "out", "refresh"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refresh #1 is committed") && stderr.contains("micro-wh export"), "{stderr}");
+    assert_eq!(refresh_status(&p, 1), "exports_failed");
+    assert!(p.warehouse_value::<i64>("SELECT count(*) FROM gold_daily_active_users") > 0);
+    std::fs::remove_file(p.path("out")).unwrap();
+    let out = p.ok(&["--exports-dir", "out", "export"]);
+    assert!(out.contains("refresh #1 is now complete"), "{out}");
+    assert_eq!(refresh_status(&p, 1), "succeeded");
+}
+
+#[test]
+fn a_silver_layer_rejecting_most_rows_fails_the_refresh() {
+    let p = Project::new(3_000);
+    p.ok(&["refresh", "--no-export"]);
+    // The lake keeps user ids up to 100000; a range of 10 makes silver reject nearly all.
+    p.write(
+        "warehouse.yaml",
+        &p.read("warehouse.yaml").replace("seed: 7", "seed: 7\n    max_user_id: 10"),
+    );
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("silver_events_rejected: reject_rate(<= 1 % of bronze_events) failed"),
+        "{stderr}"
+    );
+}

@@ -7,7 +7,8 @@ use crate::error::Result;
 use crate::warehouse::export::StagedExports;
 
 pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
-    let tables = if args.tables.is_empty() {
+    let all_gold = args.tables.is_empty();
+    let tables = if all_gold {
         super::refresh::inputs(project)?
             .models
             .iter()
@@ -28,6 +29,11 @@ pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
         exports.write(&conn, table)?;
     }
     let files = exports.publish()?;
+    if all_gold {
+        if let Some(id) = crate::warehouse::exports_finished(&conn, &files)? {
+            println!("refresh #{id} is now complete: its exports are written");
+        }
+    }
     for f in &files {
         println!("exported {}", f.strip_prefix(&project.root).unwrap_or(f).display());
     }

@@ -28,6 +28,17 @@ pub enum DataTest {
     },
     /// A boolean SQL expression that must be true for every row (NULL counts as false).
     Expression(String),
+    /// This model (rows rejected from silver) holds at most `max_fraction` of the rows of
+    /// `of`: a silver layer rejecting most of its input fails instead of passing quietly.
+    RejectRate {
+        of: String,
+        #[serde(default = "default_max_reject_fraction")]
+        max_fraction: f64,
+    },
+}
+
+fn default_max_reject_fraction() -> f64 {
+    0.01
 }
 
 /// A single check, ready to run.
@@ -116,6 +127,15 @@ impl DataTest {
                 sql: format!("SELECT count(*) FROM {table}"),
                 bounds: Some((*min, *max)),
             }],
+            DataTest::RejectRate { of, max_fraction } => vec![check(
+                format!("reject_rate(<= {} % of {of})", max_fraction * 100.0),
+                // Fails with this model's row count when the fraction is exceeded.
+                format!(
+                    "SELECT CASE WHEN (SELECT count(*) FROM {table}) > {max_fraction} * (SELECT count(*) FROM {}) \
+                     THEN (SELECT count(*) FROM {table}) ELSE 0 END",
+                    ident(of)
+                ),
+            )],
             DataTest::Expression(expr) => vec![check(
                 format!("expression({expr})"),
                 format!("SELECT count(*) FROM {table} WHERE ({expr}) IS NOT TRUE"),

@@ -58,6 +58,9 @@ impl StagedExports {
     pub fn publish(mut self) -> Result<Vec<PathBuf>> {
         let mut published = Vec::new();
         for (temp, target) in std::mem::take(&mut self.written) {
+            if !published.is_empty() {
+                crate::fault::point("export-between-renames");
+            }
             std::fs::rename(&temp, &target).with_context(|| {
                 format!("cannot move {} to {}", temp.display(), target.display())
             })?;

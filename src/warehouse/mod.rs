@@ -25,7 +25,7 @@ pub fn ensure_bookkeeping(conn: &Connection) -> Result<()> {
                 id BIGINT PRIMARY KEY,
                 started_at TIMESTAMP NOT NULL,       -- UTC
                 finished_at TIMESTAMP,
-                status VARCHAR NOT NULL,            -- running | succeeded | failed | interrupted
+                status VARCHAR NOT NULL,            -- running | committed | succeeded | failed | exports_failed | interrupted
                 rows_per_model VARCHAR,             -- JSON object: model -> rows
                 tests_passed INTEGER,
                 tests_failed INTEGER,
@@ -43,6 +43,33 @@ pub fn ensure_bookkeeping(conn: &Connection) -> Result<()> {
         ),
     )?;
     Ok(())
+}
+
+/// After `micro-wh export` wrote every gold model: the latest refresh, if it was committed
+/// without its exports, is now complete.
+pub fn exports_finished(conn: &Connection, files: &[std::path::PathBuf]) -> Result<Option<i64>> {
+    ensure_bookkeeping(conn)?;
+    let files = files
+        .iter()
+        .map(|p| db::literal(&p.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let id: Option<i64> = db::query_one(
+        conn,
+        &format!(
+            "SELECT max(id) FILTER (WHERE status IN ('committed', 'exports_failed') AND id = (SELECT max(id) FROM {REFRESH_LOG})) FROM {REFRESH_LOG}"
+        ),
+    )?;
+    if let Some(id) = id {
+        db::execute(
+            conn,
+            &format!(
+                "UPDATE {REFRESH_LOG} SET status = 'succeeded', exported_files = [{files}]::VARCHAR[],
+                 error = error || ' (exports written later by micro-wh export)' WHERE id = {id}"
+            ),
+        )?;
+    }
+    Ok(id)
 }
 
 /// Name of the table keeping every refresh's rows of a gold model.

@@ -85,6 +85,8 @@ pub struct RefreshReport {
     pub checks: Vec<CheckOutcome>,
     pub exported: Vec<PathBuf>,
     pub elapsed: Duration,
+    /// The models, history and test results are committed (exports may still have failed).
+    pub committed: bool,
 }
 
 impl RefreshReport {
@@ -105,12 +107,14 @@ pub fn refresh(
     db::execute(conn, SESSION_SETTINGS)?;
     ensure_bookkeeping(conn)?;
     // The warehouse file is open read-write by one process at a time, so a refresh still
-    // `running` was killed: say so rather than leave it running forever.
+    // `running` (nothing committed) or `committed` (exports not written) was killed: say so
+    // rather than leave it so forever.
     db::execute(
         conn,
         &format!(
-            "UPDATE {REFRESH_LOG} SET status = 'interrupted', finished_at = {}, error = 'the process ended before the refresh finished' WHERE status = 'running'",
-            db::utc_now()
+            "UPDATE {REFRESH_LOG} SET status = 'interrupted', finished_at = {now}, error = 'the process ended before the refresh finished; nothing was committed' WHERE status = 'running';
+             UPDATE {REFRESH_LOG} SET status = 'exports_failed', finished_at = {now}, error = 'the process ended after the commit, before the exports were written' WHERE status = 'committed';",
+            now = db::utc_now()
         ),
     )?;
     let id: i64 = db::query_one(
@@ -166,7 +170,16 @@ fn run_steps(
     let built = build_and_test(conn, &inputs.models, bar, report);
     let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
     if passed {
+        // `committed` goes in with the models, so the log never disagrees with the tables,
+        // whatever happens after the COMMIT.
+        db::execute(
+            conn,
+            &format!("UPDATE {REFRESH_LOG} SET status = 'committed' WHERE id = {}", report.id),
+        )?;
+        crate::fault::point("refresh-before-commit");
         db::execute(conn, "COMMIT")?;
+        report.committed = true;
+        crate::fault::point("refresh-after-commit");
     } else {
         // Keep the previous models, history and exports exactly as they were.
         let _ = conn.execute_batch("ROLLBACK");
@@ -183,14 +196,23 @@ fn run_steps(
     }
 
     if let Some((dir, formats)) = exports {
-        let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?;
-        for model in inputs.models.iter().filter(|m| m.is_gold()) {
-            progress::with_query_progress(conn, bar, &format!("export {}", model.name), || {
-                exports.write(conn, &model.name)
-            })?;
-            bar.inc(1);
-        }
-        report.exported = exports.publish()?;
+        let written = (|| -> Result<Vec<PathBuf>> {
+            let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?;
+            for model in inputs.models.iter().filter(|m| m.is_gold()) {
+                progress::with_query_progress(conn, bar, &format!("export {}", model.name), || {
+                    exports.write(conn, &model.name)
+                })?;
+                bar.inc(1);
+            }
+            exports.publish()
+        })();
+        report.exported = written.map_err(|e| {
+            e.context(format!(
+                "refresh #{} is committed (models, tests, history), but its exports failed; \
+                 `micro-wh export` or the next refresh writes them",
+                report.id
+            ))
+        })?;
     }
     Ok(())
 }
@@ -301,7 +323,11 @@ fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Erro
             now = db::utc_now()
         ),
         params![
-            if error.is_some() { "failed" } else { "succeeded" },
+            match (error.is_some(), report.committed) {
+                (false, _) => "succeeded",
+                (true, true) => "exports_failed",
+                (true, false) => "failed",
+            },
             rows_json,
             passed,
             report.tests_failed() as i64,
