@@ -101,6 +101,14 @@ pub struct Lake {
     pub row_group_size: u64,
     /// Rows per partitioned write: DuckDB buffers up to this many rows, so it bounds memory.
     pub max_rows_per_write: u64,
+    /// Seconds to wait for the lake lock when another process holds it (0: fail at once).
+    pub lock_timeout_seconds: u64,
+}
+
+impl Lake {
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout_seconds)
+    }
 }
 
 impl Default for Lake {
@@ -109,6 +117,7 @@ impl Default for Lake {
             compression: Compression::Zstd,
             row_group_size: 122_880,
             max_rows_per_write: 1_000_000,
+            lock_timeout_seconds: 0,
         }
     }
 }
@@ -463,6 +472,66 @@ mod tests {
         assert_eq!(cols, ["z", "a"]);
         let parts: Vec<&str> = w.partition_by.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(parts, ["year", "b"]);
+    }
+
+    /// YAML made of the config's own keys (and a few wrong ones) with values of any type.
+    fn yaml_value() -> impl proptest::strategy::Strategy<Value = serde_yaml::Value> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec![
+            "paths", "engine", "lake", "generate", "sources", "refresh", "lake_dir", "threads",
+            "memory_limit", "compression", "events", "rows", "format", "path", "columns", "key",
+            "partition_by", "file_name", "checks", "order_by", "nonsense", "csv", "zstd",
+        ]);
+        let leaf = prop_oneof![
+            Just(serde_yaml::Value::Null),
+            any::<bool>().prop_map(serde_yaml::Value::Bool),
+            any::<i64>().prop_map(|n| serde_yaml::Value::Number(n.into())),
+            "\\PC{0,12}".prop_map(serde_yaml::Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_yaml::Value::Sequence),
+                prop::collection::btree_map(key.clone(), inner, 0..5).prop_map(|m| {
+                    serde_yaml::Value::Mapping(
+                        m.into_iter()
+                            .map(|(k, v)| (serde_yaml::Value::String(k.to_owned()), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_text_is_a_config_or_an_error_naming_the_file(text in "\\PC{0,300}") {
+            if let Err(e) = Config::parse(&text, Path::new("w.yaml")) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("w.yaml"), "{}", msg);
+            }
+        }
+
+        #[test]
+        fn any_yaml_is_a_config_or_an_error_naming_the_file(value in yaml_value()) {
+            let text = serde_yaml::to_string(&value).unwrap();
+            if let Err(e) = Config::parse(&text, Path::new("w.yaml")) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("w.yaml"), "{}", msg);
+            }
+        }
+
+        #[test]
+        fn random_bytes_in_the_file_are_an_error_naming_it(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("warehouse.yaml");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(e) = Config::load(&path, true) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("warehouse.yaml"), "{}", msg);
+            }
+        }
     }
 
     #[test]

@@ -41,8 +41,15 @@ pub enum Error {
     #[error("data tests failed:\n{}", .0.join("\n"))]
     DataTestsFailed(Vec<String>),
 
-    #[error("another micro-wh process is writing the lake {lake} (lock {lock}); try again when it ends")]
-    LakeBusy { lake: PathBuf, lock: PathBuf },
+    #[error(
+        "the lake {lake} is in use by {holder}; waited {waited} s: try again when it ends, or \
+         pass --lock-timeout SECONDS to wait longer"
+    )]
+    LakeBusy {
+        lake: PathBuf,
+        holder: String,
+        waited: u64,
+    },
 
     #[error("{path} is open in another process (a running micro-wh, or a DuckDB CLI session holding it): close it and try again")]
     WarehouseBusy { path: PathBuf },

@@ -82,44 +82,94 @@ pub fn run_id() -> String {
     )
 }
 
-/// An exclusive hold on the lake for one writer; dropped when the write ends.
+/// How a process holds the lake: writers alone, readers (refresh) together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// A hold on the lake (`<lake>/.lock`, flock); released when dropped. A writer leaves its pid
+/// and command line in the file while it holds it, so a busy lake can say who holds it.
 pub struct LakeLock {
-    _file: File,
+    file: File,
+    mode: LockMode,
 }
 
 impl LakeLock {
-    pub fn acquire(lake_dir: &Path) -> Result<LakeLock> {
+    /// Takes the lock, waiting up to `timeout` for other holders to let go.
+    pub fn acquire(lake_dir: &Path, mode: LockMode, timeout: std::time::Duration) -> Result<LakeLock> {
         fs::create_dir_all(lake_dir)
             .with_context(|| format!("cannot create lake directory {}", lake_dir.display()))?;
         let path = lake_dir.join(".lock");
-        let file =
-            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        if let Err(e) = lock_exclusive(&file) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(crate::error::Error::LakeBusy {
-                    lake: lake_dir.to_owned(),
-                    lock: path,
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let started = std::time::Instant::now();
+        loop {
+            match try_lock(&file, mode) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if started.elapsed() >= timeout {
+                        let holder = fs::read_to_string(&path).unwrap_or_default();
+                        let holder = match holder.trim() {
+                            "" => "a refresh reading it".to_owned(),
+                            writer => format!("a writer: {writer}"),
+                        };
+                        return Err(crate::error::Error::LakeBusy {
+                            lake: lake_dir.to_owned(),
+                            holder,
+                            waited: timeout.as_secs(),
+                        }
+                        .into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                .into());
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
+                }
             }
-            return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())));
         }
-        Ok(LakeLock { _file: file })
+        if mode == LockMode::Exclusive {
+            use std::io::{Seek, Write};
+            let args: Vec<String> = std::env::args().collect();
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            writeln!(file, "pid {}: {}", std::process::id(), args.join(" "))?;
+        }
+        Ok(LakeLock { file, mode })
+    }
+}
+
+impl Drop for LakeLock {
+    fn drop(&mut self) {
+        // Readers find an empty file when no writer holds the lake.
+        if self.mode == LockMode::Exclusive {
+            let _ = self.file.set_len(0);
+        }
     }
 }
 
 #[cfg(unix)]
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
+fn try_lock(file: &File, mode: LockMode) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
+    let op = match mode {
+        LockMode::Shared => libc::LOCK_SH,
+        LockMode::Exclusive => libc::LOCK_EX,
+    };
     // SAFETY: flock on a descriptor we own; the lock is released when the file is closed.
-    match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
+    match unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
     }
 }
 
 #[cfg(not(unix))]
-fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+fn try_lock(_file: &File, _mode: LockMode) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -135,10 +185,15 @@ pub struct StagedWrite {
 }
 
 impl StagedWrite {
-    /// Takes the lake lock, removes what earlier killed runs left in staging, and
-    /// creates an empty staging directory for this run.
-    pub fn begin(lake_dir: &Path, dataset: &str, run_id: &str) -> Result<StagedWrite> {
-        let lock = LakeLock::acquire(lake_dir)?;
+    /// Takes the lake lock (waiting up to `lock_timeout`), removes what earlier killed runs
+    /// left in staging, and creates an empty staging directory for this run.
+    pub fn begin(
+        lake_dir: &Path,
+        dataset: &str,
+        run_id: &str,
+        lock_timeout: std::time::Duration,
+    ) -> Result<StagedWrite> {
+        let lock = LakeLock::acquire(lake_dir, LockMode::Exclusive, lock_timeout)?;
         let target = dataset_dir(lake_dir, dataset);
         let flat = dataset.replace(['/', '\\'], "+");
         let aside = lake_dir.join(format!(".previous-{flat}"));

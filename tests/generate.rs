@@ -247,3 +247,54 @@ fn bad_arguments_are_explained() {
     let err = p.fails(&["generate", "events", "--rows", "0"]);
     assert!(err.contains("rows"), "{err}");
 }
+
+fn flock(file: &std::fs::File, op: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor the test owns.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) }, 0);
+}
+
+#[test]
+fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
+    let p = Project::new(2_000);
+    p.ok(&["generate", "events"]);
+    let open_lock = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p.path("data/.lock"))
+            .unwrap()
+    };
+
+    // A refresh reading the lake (shared): a writer is refused at once, and says why.
+    let reader = open_lock();
+    flock(&reader, libc::LOCK_SH);
+    let out = p.cmd(&["generate", "events"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("a refresh reading it") && stderr.contains("--lock-timeout"), "{stderr}");
+    // Another reader is welcome.
+    p.ok(&["refresh", "--no-export"]);
+
+    // With --lock-timeout the writer waits, and goes on once the reader lets go.
+    let mut writer = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
+        .current_dir(p.dir.path())
+        .args(["-q", "--lock-timeout", "60", "generate", "events", "--rows", "3000"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(writer.try_wait().unwrap().is_none(), "the writer waits while the lake is held");
+    drop(reader);
+    assert!(writer.wait().unwrap().success());
+    assert_eq!(rows(&p), 3_000);
+
+    // A writer holding the lake (exclusive) is named by the pid and command it left there.
+    let mut holder = open_lock();
+    flock(&holder, libc::LOCK_EX);
+    use std::io::Write;
+    writeln!(holder, "pid 4242: micro-wh ingest --all").unwrap();
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("pid 4242: micro-wh ingest --all"), "{stderr}");
+}

@@ -666,3 +666,22 @@ fn a_silver_layer_rejecting_most_rows_fails_the_refresh() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_corrupt_lake_file_fails_the_refresh_naming_it_and_commits_nothing() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh"]);
+    let gold = |p: &Project| -> String {
+        p.warehouse_value("SELECT count(*) || ':' || sum(dau) FROM gold_daily_active_users")
+    };
+    let before = gold(&p);
+    p.write(
+        "data/events/date=2024-05-01/zz-corrupt.parquet",
+        "PAR1 this is not a Parquet file, whatever its name says",
+    );
+    let err = p.fails(&["refresh"]);
+    assert!(err.contains("zz-corrupt.parquet"), "{err}");
+    assert_eq!(refresh_status(&p, 2), "failed");
+    assert_eq!(gold(&p), before, "nothing committed");
+    assert!(export_matches_warehouse(&p), "exports untouched");
+}

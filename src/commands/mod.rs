@@ -96,6 +96,9 @@ impl Project {
         if let Some(limit) = &args.memory_limit {
             config.engine.memory_limit = limit.clone();
         }
+        if let Some(seconds) = args.lock_timeout {
+            config.lake.lock_timeout_seconds = seconds;
+        }
         config.validate().map_err(|message| {
             anyhow::anyhow!(
                 "{message} (from a command-line flag or {})",

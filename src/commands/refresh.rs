@@ -37,6 +37,12 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
         outcome = ingest_command::outcome(&ingest_command::ingest_sources(project, &empty_sources, None)?)?;
     }
 
+    // Readers together, writers alone: no generate or ingest publishes mid-refresh.
+    let _lake = lake::LakeLock::acquire(
+        &project.lake_dir(),
+        lake::LockMode::Shared,
+        project.config.lake.lock_timeout(),
+    )?;
     let conn = db::open_warehouse(
         &project.warehouse(),
         &project.config,

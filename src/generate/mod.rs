@@ -171,7 +171,7 @@ pub fn generate(
     let started = Instant::now();
     let threads = config.threads();
     let run_id = crate::lake::run_id();
-    let staged = StagedWrite::begin(lake_dir, dataset.name(), &run_id)?;
+    let staged = StagedWrite::begin(lake_dir, dataset.name(), &run_id, config.lake.lock_timeout())?;
 
     let bar = progress.rows_bar(dataset.total_rows(), &format!("generate {}", dataset.name()));
     let conn = db::open_in_memory(config, threads)?;

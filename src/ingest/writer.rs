@@ -67,7 +67,12 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// Publishes the incoming rows; returns how many lake rows lost to a row with the same key.
     pub fn write(&self, incoming: &Path, rows: u64) -> Result<u64> {
-        let staged = StagedWrite::begin(self.lake_dir, self.dataset, &lake::run_id())?;
+        let staged = StagedWrite::begin(
+            self.lake_dir,
+            self.dataset,
+            &lake::run_id(),
+            self.config.lake.lock_timeout(),
+        )?;
         let options = CopyOptions {
             compression: self.config.lake.compression,
             row_group_size: self.config.lake.row_group_size,

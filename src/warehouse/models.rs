@@ -156,3 +156,26 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
     }
     Ok(models)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Whatever models.yaml holds, discovery answers with models or an error naming it.
+        #[test]
+        fn any_models_file_is_models_or_an_error_naming_it(text in "(models:\\n  - name: [a-z_]{1,8}\\n    layer: (bronze|gold|tin)\\n    materialized: (view|table)\\n)?\\PC{0,120}") {
+            let dir = tempfile::tempdir().unwrap();
+            let folder = dir.path().join(MODELS_DIR).join("d");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(MODELS_FILE), &text).unwrap();
+            let vars = Vars::new(&crate::config::Config::default(), Default::default());
+            if let Err(e) = discover(dir.path(), &vars) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("models.yaml"), "{}", msg);
+            }
+        }
+    }
+}
