@@ -296,6 +296,19 @@ fn link_tree(from: &Path, to: &Path, rel: &Path, keep: Keep<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Puts the folder `staged` in place of `target` (created when absent) in one step; the
+/// previous contents are removed. Used for folders other than datasets (the exports).
+pub fn swap_in(staged: &Path, target: &Path) -> Result<()> {
+    if target.exists() {
+        let name = target.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+        let aside = target.with_file_name(format!(".{name}.previous"));
+        replace_dir(staged, target, &aside)
+    } else {
+        fs::rename(staged, target)
+            .with_context(|| format!("cannot move {} to {}", staged.display(), target.display()))
+    }
+}
+
 /// Puts `new` in place of `target`. On Linux one `renameat2(RENAME_EXCHANGE)` swaps them, so
 /// `target` always holds a whole lake; `new` then holds the previous one, which is removed
 /// (or, after a crash, cleaned with the staging directory). Elsewhere `target` is first moved

@@ -595,6 +595,7 @@ fn export_matches_warehouse(p: &Project) -> bool {
 fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
     let p = Project::new(3_000);
     p.ok(&["refresh"]);
+    p.write("exports/.gitkeep-like-note", "a file of the user's in the exports folder");
     let gold = |p: &Project| -> String {
         p.warehouse_value("SELECT count(*) || ':' || sum(dau) FROM gold_daily_active_users")
     };
@@ -624,13 +625,29 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
     assert_eq!(refresh_status(&p, 4), "succeeded");
     assert!(export_matches_warehouse(&p));
 
-    // Between two export renames: the next refresh writes them all again.
+    // With every new export written but not yet in place: the exports are all the previous
+    // ones, byte for byte; the next refresh puts all the new ones in place.
+    let exports_bytes = |p: &Project| -> Vec<Vec<u8>> {
+        GOLD.iter()
+            .map(|t| std::fs::read(p.path(&format!("exports/{t}.parquet"))).unwrap())
+            .collect()
+    };
+    let previous = exports_bytes(&p);
     p.ok(&["generate", "events", "--rows", "6000", "--seed", "11"]);
-    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "export-between-renames").output().unwrap();
+    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "export-before-swap").output().unwrap();
     assert!(!out.status.success());
+    assert_eq!(exports_bytes(&p), previous, "all old, not a mix");
+    assert!(p.path("exports/.gitkeep-like-note").exists(), "other files stay");
     p.ok(&["refresh"]);
     assert_eq!(refresh_status(&p, 5), "exports_failed");
-    assert!(export_matches_warehouse(&p));
+    assert!(export_matches_warehouse(&p), "all new");
+    assert!(p.path("exports/.gitkeep-like-note").exists(), "other files stay");
+    let leftovers: Vec<_> = std::fs::read_dir(p.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".exports."))
+        .collect();
+    assert!(leftovers.is_empty(), "staging cleaned: {leftovers:?}");
 }
 
 #[test]

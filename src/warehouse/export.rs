@@ -19,61 +19,93 @@ pub fn copy_sql(table: &str, path: &Path, format: ExportFormat, compression: Com
     format!("COPY {} TO {} ({options})", ident(table), path_literal(path))
 }
 
-/// Exports written to hidden temporary files in the exports directory; `publish` renames
-/// them all into place only once every one was written, so a BI tool never reads a
-/// half-written file nor a mix of this refresh's exports and the previous one's.
+/// Exports written into a hidden staging folder beside the exports directory; `publish`
+/// links the directory's other files in and swaps the folders in one rename, so a BI tool sees
+/// all of the previous exports or all of the new ones, never a mix, whenever the process dies.
 pub struct StagedExports {
     dir: PathBuf,
+    staging: PathBuf,
     compression: Compression,
     formats: Vec<ExportFormat>,
-    /// (temporary file, final file) of each table written so far.
-    written: Vec<(PathBuf, PathBuf)>,
+    /// Final paths of the files written so far.
+    written: Vec<PathBuf>,
+    published: bool,
 }
 
 impl StagedExports {
     pub fn new(dir: &Path, compression: Compression, formats: &[ExportFormat]) -> Result<StagedExports> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create exports directory {}", dir.display()))?;
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("the exports directory {} is not a directory", dir.display());
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = dir
+            .file_name()
+            .map_or_else(|| "exports".to_owned(), |n| n.to_string_lossy().into_owned());
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        // The warehouse file is held by one process at a time, so older staging folders
+        // are leftovers of killed runs.
+        let prefix = format!(".{name}.staging-");
+        for entry in std::fs::read_dir(parent).with_context(|| format!("cannot read {}", parent.display()))? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                std::fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            }
+        }
+        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
         Ok(StagedExports {
             dir: dir.to_owned(),
+            staging,
             compression,
             formats: formats.to_vec(),
             written: Vec::new(),
+            published: false,
         })
     }
 
     /// Writes `table` in every format; the error names the table.
     pub fn write(&mut self, conn: &Connection, table: &str) -> Result<()> {
         for &format in &self.formats {
-            let ext = format.extension();
-            let target = self.dir.join(format!("{table}.{ext}"));
-            let temp = self.dir.join(format!(".{table}.{ext}.tmp"));
-            db::execute(conn, &copy_sql(table, &temp, format, self.compression))
-                .with_context(|| format!("cannot export {table}"))?;
-            self.written.push((temp, target));
+            let file = format!("{table}.{}", format.extension());
+            db::execute(
+                conn,
+                &copy_sql(table, &self.staging.join(&file), format, self.compression),
+            )
+            .with_context(|| format!("cannot export {table}"))?;
+            self.written.push(self.dir.join(file));
         }
         Ok(())
     }
 
+    /// Puts every written file in place at once; the directory's other files stay.
     pub fn publish(mut self) -> Result<Vec<PathBuf>> {
-        let mut published = Vec::new();
-        for (temp, target) in std::mem::take(&mut self.written) {
-            if !published.is_empty() {
-                crate::fault::point("export-between-renames");
+        if self.dir.is_dir() {
+            for entry in std::fs::read_dir(&self.dir)
+                .with_context(|| format!("cannot read {}", self.dir.display()))?
+            {
+                let entry = entry?;
+                let kept = self.staging.join(entry.file_name());
+                if entry.file_type()?.is_file() && !kept.exists() {
+                    std::fs::hard_link(entry.path(), &kept).with_context(|| {
+                        format!("cannot keep {} in the new exports", entry.path().display())
+                    })?;
+                }
             }
-            std::fs::rename(&temp, &target).with_context(|| {
-                format!("cannot move {} to {}", temp.display(), target.display())
-            })?;
-            published.push(target);
         }
-        Ok(published)
+        crate::fault::point("export-before-swap");
+        crate::lake::swap_in(&self.staging, &self.dir)?;
+        self.published = true;
+        Ok(std::mem::take(&mut self.written))
     }
 }
 
 impl Drop for StagedExports {
     fn drop(&mut self) {
-        for (temp, _) in &self.written {
-            let _ = std::fs::remove_file(temp);
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.staging);
         }
     }
 }
