@@ -97,6 +97,12 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Write tables of the warehouse to the exports directory as Parquet or CSV.
     Export(ExportArgs),
+    /// Rewrite each lake partition that holds several small files into one file, atomically.
+    ///
+    /// Appends leave many small files (1M events over 3 years is ~900 rows a file); queries
+    /// read fewer, larger files after this. The rows do not change. Ingested sources without
+    /// `key`/`file_name` are refused: their file names record which input each row came from.
+    Compact(CompactArgs),
     /// Apply SQL migrations, rebuild and test every model, record the refresh, export gold.
     ///
     /// If the default dataset's lake is empty (a fresh clone), it is generated first.
@@ -152,6 +158,12 @@ pub struct IngestArgs {
     /// Read this file, folder or glob instead of the source's configured path (one source only).
     #[arg(long)]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Datasets (lake folders) to compact (default: every one that can be).
+    pub datasets: Vec<String>,
 }
 
 #[derive(Debug, Args)]

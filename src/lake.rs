@@ -546,3 +546,64 @@ fn settle_file_names(conn: &duckdb::Connection, dir: &Path, name: &str) -> Resul
     }
     Ok(())
 }
+
+/// What `compact` did to one dataset.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    pub partitions: u64,
+    pub files_before: u64,
+    pub files_after: u64,
+}
+
+/// Rewrites every leaf folder of a dataset that holds several Parquet files into one file,
+/// atomically (a staged write, published in one rename); single-file folders are untouched.
+pub fn compact(
+    conn: &duckdb::Connection,
+    lake_dir: &Path,
+    dataset: &str,
+    options: &CopyOptions,
+    lock_timeout: std::time::Duration,
+) -> Result<CompactReport> {
+    let staged = StagedWrite::begin(lake_dir, dataset, &run_id(), lock_timeout)?;
+    let mut by_folder: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for file in list_files(lake_dir, dataset)? {
+        let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        by_folder.entry(folder).or_default().push(file);
+    }
+    let root = dataset_dir(lake_dir, dataset);
+    let mut report = CompactReport::default();
+    let mut rewritten = std::collections::BTreeSet::new();
+    for (folder, files) in &by_folder {
+        report.files_before += files.len() as u64;
+        if files.len() < 2 {
+            report.files_after += files.len() as u64;
+            continue;
+        }
+        let list: Vec<String> = files
+            .iter()
+            .map(|f| crate::db::path_literal(&root.join(f)))
+            .collect();
+        let out_dir = staged.dir.join(folder);
+        fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+        crate::db::execute(
+            conn,
+            &format!(
+                "COPY (SELECT * FROM read_parquet([{}], hive_partitioning = false)) TO {} \
+                 (FORMAT parquet, COMPRESSION {}, ROW_GROUP_SIZE {})",
+                list.join(", "),
+                crate::db::path_literal(&out_dir.join(format!("compact_{}.parquet", run_id()))),
+                options.compression.as_sql(),
+                options.row_group_size
+            ),
+        )?;
+        report.partitions += 1;
+        report.files_after += 1;
+        rewritten.insert(folder.clone());
+    }
+    if rewritten.is_empty() {
+        return Ok(report);
+    }
+    crate::fault::point("compact-before-publish");
+    staged.publish(&|rel: &Path| !rel.parent().is_some_and(|p| rewritten.contains(p)))?;
+    Ok(report)
+}

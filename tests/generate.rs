@@ -298,3 +298,54 @@ fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(stderr.contains("pid 4242: micro-wh ingest --all"), "{stderr}");
 }
+
+#[test]
+fn compact_leaves_one_file_per_partition_and_exactly_the_same_rows() {
+    let p = Project::new(3_000);
+    p.ok(&["generate", "events"]);
+    p.ok(&["generate", "events", "--mode", "append", "--seed", "8"]);
+    p.ok(&["generate", "events", "--mode", "append", "--seed", "9"]);
+    p.ok(&["refresh", "--no-export"]);
+    let gold = |p: &Project| -> String {
+        p.warehouse_value(
+            "SELECT count(*) || ':' || sum(dau) || ':' || (SELECT sum(weekly_active_teams) FROM gold_weekly_active_teams) FROM gold_daily_active_users",
+        )
+    };
+    let (rows_before, gold_before, files_before) = (fingerprint(&p), gold(&p), p.lake_files());
+    let folders = |files: &[String]| -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for f in files {
+            *m.entry(f.rsplit_once('/').unwrap().0.to_owned()).or_default() += 1;
+        }
+        m
+    };
+    assert!(folders(&files_before).values().any(|&n| n > 1), "appends left several files");
+
+    let out = p
+        .cmd(&["compact", "events"])
+        .env("MICRO_WH_FAULT", "compact-before-publish")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(p.lake_files(), files_before, "an aborted compaction changes nothing");
+
+    let out = p.ok(&["compact"]);
+    assert!(out.contains("events:") && out.contains(&format!("{} files", files_before.len())), "{out}");
+    let after = p.lake_files();
+    assert_eq!(folders(&after).len(), folders(&files_before).len(), "same partitions");
+    assert!(folders(&after).values().all(|&n| n == 1), "one file per partition");
+    assert_eq!(fingerprint(&p), rows_before, "the same rows");
+    p.ok(&["refresh", "--no-export"]);
+    assert_eq!(gold(&p), gold_before);
+    assert!(p.ok(&["compact", "events"]).contains("0 partitions rewritten"));
+
+    // Ingested sources whose file names record their input file are refused, by name.
+    p.write("raw/w.csv", "a,b\n1,2\n");
+    p.write(
+        "warehouse.yaml",
+        &format!("{}sources:\n  w:\n    format: csv\n    path: raw/w.csv\n", p.read("warehouse.yaml")),
+    );
+    p.ok(&["ingest", "w"]);
+    let err = p.fails(&["compact", "w"]);
+    assert!(err.contains("w is an ingested source") && err.contains("key"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! The commands: each file turns one command's arguments into calls on the library and
 //! prints what happened. Nothing below this layer prints or knows the terminal.
 
+pub mod compact;
 pub mod export;
 pub mod generate;
 pub mod ingest;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Ingest(args) => ingest::run(&project, &args),
         Command::Refresh(args) => refresh::run(&project, &args),
         Command::Export(args) => export::run(&project, &args),
+        Command::Compact(args) => compact::run(&project, &args),
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
     }
