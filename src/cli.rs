@@ -195,6 +195,9 @@ pub struct RefreshArgs {
     /// Go on when a versioned SQL file that was applied is gone from the SQL directory.
     #[arg(long)]
     pub allow_missing: bool,
+    /// Rebuild incremental models whole instead of only the lake partitions that changed.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@ use crate::{db, ingest, lake};
 pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
     let mut inputs = inputs(project)?;
     inputs.allow_missing = args.allow_missing;
+    inputs.full = args.full;
+    inputs.lake_dir = project.lake_dir();
     let exports_dir =
         (!args.no_export && project.config.refresh.export).then(|| project.exports_dir());
     let formats = &project.config.refresh.export_formats;
@@ -60,8 +62,9 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
     }
     for m in &report.models {
         println!(
-            "{:<28} {:>12} rows  built in {:>5.2} s, tested in {:>5.2} s",
+            "{:<28} {:<27} {:>12} rows  built in {:>5.2} s, tested in {:>5.2} s",
             m.name,
+            m.mode,
             m.rows,
             m.build.as_secs_f64(),
             m.tests.as_secs_f64()

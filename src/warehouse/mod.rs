@@ -2,6 +2,7 @@
 
 pub mod data_tests;
 pub mod export;
+pub mod incremental;
 pub mod migrations;
 pub mod models;
 pub mod refresh;
@@ -32,6 +33,7 @@ pub fn ensure_bookkeeping(conn: &Connection) -> Result<()> {
                 exported_files VARCHAR[],
                 error VARCHAR
             );
+            ALTER TABLE {REFRESH_LOG} ADD COLUMN IF NOT EXISTS modes VARCHAR;  -- JSON object: model -> full | incremental (N partitions) | unchanged
             CREATE TABLE IF NOT EXISTS {TEST_RESULTS} (
                 refresh_id BIGINT NOT NULL,
                 model VARCHAR NOT NULL,

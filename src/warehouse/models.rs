@@ -28,6 +28,32 @@ pub enum Materialized {
     View,
     /// Rebuilt on every refresh, so reads are instant.
     Table,
+    /// A table refreshed by the lake partitions that changed since the last refresh.
+    Incremental,
+}
+
+/// How an incremental model follows the lake: which dataset's partitions, and which of its
+/// rows a changed partition stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalSpec {
+    /// Lake dataset (folder) whose files drive the model.
+    pub lake: String,
+    /// The dataset's partition column (`date` for `date=2024-01-01/`).
+    pub partition: String,
+    /// The model's column that a changed partition's rows are found by (default: `partition`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// SQL over `partition` giving the `key` value a partition feeds (default: the value
+    /// itself), e.g. `date_trunc('week', date)` for weekly rows.
+    #[serde(default)]
+    pub key_of_partition: Option<String>,
+}
+
+impl IncrementalSpec {
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.partition)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +74,9 @@ struct ModelSpec {
     /// Written as `- not_null: [a, b]`, i.e. one-key maps rather than YAML tags.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     tests: Vec<DataTest>,
+    /// Required for `materialized: incremental`.
+    #[serde(default)]
+    incremental: Option<IncrementalSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +88,11 @@ pub struct Model {
     /// The SELECT, placeholders filled.
     pub select: String,
     pub tests: Vec<DataTest>,
+    pub incremental: Option<IncrementalSpec>,
+    /// SHA-256 of the SQL and the incremental spec: a change forces a full rebuild.
+    pub checksum: String,
+    /// The models.yaml folder the model belongs to.
+    pub group: String,
 }
 
 impl Model {
@@ -66,7 +100,7 @@ impl Model {
     pub fn create_sql(&self) -> String {
         let kind = match self.materialized {
             Materialized::View => "VIEW",
-            Materialized::Table => "TABLE",
+            Materialized::Table | Materialized::Incremental => "TABLE",
         };
         format!(
             "CREATE OR REPLACE {kind} {} AS\n{}",
@@ -144,13 +178,29 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 .into_iter()
                 .map(|t| t.rendered(vars, &spec_path))
                 .collect::<Result<Vec<_>>>()?;
+            if (spec.materialized == Materialized::Incremental) != spec.incremental.is_some() {
+                bail!(
+                    "{}: model `{}`: `incremental: {{lake, partition}}` goes with `materialized: incremental`, and only with it",
+                    spec_path.display(),
+                    spec.name
+                );
+            }
+            let select = vars.render(&text, &path)?;
+            let checksum = super::migrations::sha256_hex(
+                format!("{select}\n{:?}", spec.incremental).as_bytes(),
+            );
             models.push(Model {
-                select: vars.render(&text, &path)?,
+                select,
                 name: spec.name,
                 layer: spec.layer,
                 materialized: spec.materialized,
                 path,
                 tests,
+                incremental: spec.incremental,
+                checksum,
+                group: dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             });
         }
     }

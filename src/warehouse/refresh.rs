@@ -8,6 +8,7 @@ use duckdb::{params, Connection};
 use indicatif::ProgressBar;
 
 use super::data_tests::CheckOutcome;
+use super::incremental::{self, Mode};
 use super::migrations::{self, AppliedMigration, Migration};
 use super::models::{self, Materialized, Model};
 use super::template::Vars;
@@ -26,6 +27,10 @@ pub struct RefreshInputs {
     pub models: Vec<Model>,
     /// Go on when an applied versioned file is gone from the SQL directory.
     pub allow_missing: bool,
+    /// Rebuild incremental models whole.
+    pub full: bool,
+    /// The lake, whose files incremental models follow.
+    pub lake_dir: PathBuf,
 }
 
 impl RefreshInputs {
@@ -35,6 +40,8 @@ impl RefreshInputs {
             migrations: migrations::discover(sql_dir, vars)?,
             models: models::discover(sql_dir, vars)?,
             allow_missing: false,
+            full: false,
+            lake_dir: PathBuf::new(),
         })
     }
 
@@ -72,6 +79,8 @@ impl RefreshInputs {
 #[derive(Debug, Clone)]
 pub struct ModelRun {
     pub name: String,
+    /// full, incremental (N partitions), unchanged; views and tables are always `full`.
+    pub mode: String,
     pub rows: u64,
     pub build: Duration,
     pub tests: Duration,
@@ -167,7 +176,7 @@ fn run_steps(
     bar.inc(1);
 
     db::execute(conn, "BEGIN TRANSACTION")?;
-    let built = build_and_test(conn, &inputs.models, bar, report);
+    let built = build_and_test(conn, inputs, bar, report);
     let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
     if passed {
         // `committed` goes in with the models, so the log never disagrees with the tables,
@@ -221,23 +230,54 @@ fn run_steps(
 /// into `report` even when some fail, so the caller can list them.
 fn build_and_test(
     conn: &Connection,
-    models: &[Model],
+    inputs: &RefreshInputs,
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
+    let models = &inputs.models;
+    incremental::ensure_tables(conn)?;
+    let mut lake_state = incremental::LakeState::new();
+    // A model rebuilt whole (new SQL, first build, --full) rebuilds the incremental models
+    // after it in its folder too: they may read it.
+    let mut forced_groups = std::collections::BTreeSet::new();
     for model in models {
         let started = Instant::now();
-        drop_if_other_kind(conn, model)?;
-        progress::with_query_progress(conn, bar, &format!("build {}", model.name), || {
-            db::execute(conn, &model.create_sql())
+        let mode = match &model.incremental {
+            Some(spec) => {
+                let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                let force = inputs.full || forced_groups.contains(&model.group);
+                incremental::plan(conn, model, files, force)?
+            }
+            None => Mode::Full,
+        };
+        if mode == Mode::Full && model.incremental.is_some() {
+            forced_groups.insert(model.group.clone());
+        }
+        let label = format!("build {} ({mode})", model.name);
+        progress::with_query_progress(conn, bar, &label, || -> Result<()> {
+            match &mode {
+                Mode::Full => {
+                    drop_if_other_kind(conn, model)?;
+                    db::execute(conn, &model.create_sql())?;
+                }
+                Mode::Incremental(partitions) => {
+                    incremental::apply_partitions(conn, model, partitions)?;
+                }
+                Mode::Unchanged => {}
+            }
+            Ok(())
         })
         .map_err(|e| {
-            anyhow::Error::new(e).context(format!(
+            e.context(format!(
                 "model {} ({}) failed",
                 model.name,
                 model.path.display()
             ))
         })?;
+        if let Some(spec) = &model.incremental {
+            let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+            incremental::record(conn, model, files)?;
+        }
         let rows: i64 = db::query_one(
             conn,
             &format!("SELECT count(*) FROM {}", ident(&model.name)),
@@ -250,6 +290,7 @@ fn build_and_test(
         }
         report.models.push(ModelRun {
             name: model.name.clone(),
+            mode: mode.to_string(),
             rows: rows as u64,
             build,
             tests: started.elapsed() - build,
@@ -292,7 +333,7 @@ fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
         rows.next().transpose()?
     };
     let drop = match (existing.as_deref(), model.materialized) {
-        (Some("VIEW"), Materialized::Table) => "VIEW",
+        (Some("VIEW"), Materialized::Table | Materialized::Incremental) => "VIEW",
         (Some("BASE TABLE"), Materialized::View) => "TABLE",
         _ => return Ok(()),
     };
@@ -309,6 +350,13 @@ fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Erro
             .map(|m| (m.name.as_str(), m.rows))
             .collect::<std::collections::BTreeMap<_, _>>(),
     )?;
+    let modes = serde_json::to_string(
+        &report
+            .models
+            .iter()
+            .map(|m| (m.name.as_str(), m.mode.as_str()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )?;
     let exported = report
         .exported
         .iter()
@@ -318,7 +366,7 @@ fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Erro
     let passed = report.checks.iter().filter(|c| c.passed).count() as i64;
     conn.execute(
         &format!(
-            "UPDATE {REFRESH_LOG} SET finished_at = {now}, status = ?, rows_per_model = ?,
+            "UPDATE {REFRESH_LOG} SET finished_at = {now}, status = ?, rows_per_model = ?, modes = ?,
              tests_passed = ?, tests_failed = ?, exported_files = [{exported}]::VARCHAR[], error = ? WHERE id = ?",
             now = db::utc_now()
         ),
@@ -329,6 +377,7 @@ fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Erro
                 (true, false) => "failed",
             },
             rows_json,
+            modes,
             passed,
             report.tests_failed() as i64,
             error.map(|e| format!("{e:#}")),

@@ -1,0 +1,199 @@
+//! Incremental models: each remembers the lake files (path, size, modification time) it was
+//! built from; a refresh rebuilds only the rows of the partitions whose files are new,
+//! changed or gone, by delete + insert inside the refresh's transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::Context;
+use duckdb::{params, Connection};
+
+use super::models::{IncrementalSpec, Model};
+use crate::db::{self, ident, literal};
+use crate::error::Result;
+use crate::lake;
+
+const STATE: &str = "micro_wh_model_state";
+const FILES: &str = "micro_wh_model_files";
+
+/// What a refresh does to one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    /// The partition values whose rows are rebuilt.
+    Incremental(Vec<String>),
+    Unchanged,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Full => write!(f, "full"),
+            Mode::Incremental(p) => write!(f, "incremental ({} partitions)", p.len()),
+            Mode::Unchanged => write!(f, "unchanged"),
+        }
+    }
+}
+
+/// A lake file as an incremental model consumed it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileStamp {
+    pub path: String,
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+pub fn ensure_tables(conn: &Connection) -> Result<()> {
+    db::execute(
+        conn,
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {STATE} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
+             CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);"
+        ),
+    )?;
+    Ok(())
+}
+
+/// The dataset's files now, relative to its folder.
+pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
+    let root = lake::dataset_dir(lake_dir, dataset);
+    lake::list_files(lake_dir, dataset)?
+        .into_iter()
+        .map(|rel| {
+            let meta = std::fs::metadata(root.join(&rel))
+                .with_context(|| format!("cannot read {}", root.join(&rel).display()))?;
+            let mtime = meta
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            Ok(FileStamp {
+                path: rel.to_string_lossy().replace('\\', "/"),
+                size: meta.len() as i64,
+                mtime_ns: mtime,
+            })
+        })
+        .collect()
+}
+
+/// The partition value of a file, from its `<partition>=<value>` folder.
+fn partition_of(path: &str, partition: &str) -> Option<String> {
+    let prefix = format!("{partition}=");
+    path.split('/')
+        .find_map(|part| part.strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
+pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) -> Result<Mode> {
+    let spec = model.incremental.as_ref().expect("an incremental model");
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = 'BASE TABLE'",
+        params![model.name],
+        |r| r.get(0),
+    )?;
+    let checksum: Option<String> = {
+        let mut stmt = conn.prepare(&format!("SELECT checksum FROM {STATE} WHERE model = ?"))?;
+        let mut rows = stmt.query_map(params![model.name], |r| r.get(0))?;
+        rows.next().transpose()?
+    };
+    if force || exists == 0 || checksum.as_deref() != Some(model.checksum.as_str()) {
+        return Ok(Mode::Full);
+    }
+    let before: BTreeSet<FileStamp> = {
+        let mut stmt = conn.prepare(&format!("SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"))?;
+        let rows = stmt.query_map(params![model.name], |r| {
+            Ok(FileStamp {
+                path: r.get(0)?,
+                size: r.get(1)?,
+                mtime_ns: r.get(2)?,
+            })
+        })?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
+    let mut changed = BTreeSet::new();
+    for stamp in before.symmetric_difference(&now) {
+        match partition_of(&stamp.path, &spec.partition) {
+            Some(value) => {
+                changed.insert(value);
+            }
+            // A file outside the partition folders: its rows cannot be placed, rebuild all.
+            None => return Ok(Mode::Full),
+        }
+    }
+    Ok(if changed.is_empty() {
+        Mode::Unchanged
+    } else {
+        Mode::Incremental(changed.into_iter().collect())
+    })
+}
+
+/// Replaces the rows of the changed partitions: delete the keys they feed, insert the
+/// model's rows for those keys.
+pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String]) -> Result<()> {
+    let spec = model.incremental.as_ref().expect("an incremental model");
+    let keys = keys_sql(conn, model, spec, partitions)?;
+    let key = ident(spec.key());
+    let table = ident(&model.name);
+    db::execute(
+        conn,
+        &format!(
+            "DELETE FROM {table} WHERE {key} IN ({keys});
+             INSERT INTO {table} SELECT * FROM ({}) WHERE {key} IN ({keys});",
+            model.select.trim_end().trim_end_matches(';')
+        ),
+    )?;
+    Ok(())
+}
+
+/// `SELECT <key value> FROM (VALUES …)` over the changed partition values, typed like the
+/// model's key column.
+fn keys_sql(conn: &Connection, model: &Model, spec: &IncrementalSpec, partitions: &[String]) -> Result<String> {
+    let key_type: String = conn
+        .query_row(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+            params![model.name, spec.key()],
+            |r| r.get(0),
+        )
+        .with_context(|| format!("model {}: no column `{}` (incremental.key)", model.name, spec.key()))?;
+    let values: Vec<String> = partitions.iter().map(|p| format!("({})", literal(p))).collect();
+    let partition = ident(&spec.partition);
+    // The partition value is text from a folder name; typed like the key unless an
+    // expression says how a partition maps to keys.
+    let expr = match &spec.key_of_partition {
+        Some(e) => e.clone(),
+        None => format!("CAST({partition} AS {key_type})"),
+    };
+    // With an expression, the partition is the folder's text and the expression casts it.
+    let source_type = if spec.key_of_partition.is_some() { "VARCHAR" } else { key_type.as_str() };
+    Ok(format!(
+        "SELECT DISTINCT CAST({expr} AS {key_type}) FROM (SELECT CAST(v AS {source_type}) AS {partition} FROM (VALUES {}) t(v))",
+        values.join(", "),
+    ))
+}
+
+/// Remembers the files a model was built from, in the caller's transaction.
+pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<()> {
+    conn.execute(&format!("DELETE FROM {STATE} WHERE model = ?"), params![model.name])?;
+    conn.execute(
+        &format!("INSERT INTO {STATE} VALUES (?, ?)"),
+        params![model.name, model.checksum],
+    )?;
+    conn.execute(&format!("DELETE FROM {FILES} WHERE model = ?"), params![model.name])?;
+    let mut appender = conn.appender(FILES)?;
+    for s in stamps {
+        appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
+    }
+    appender.flush()?;
+    Ok(())
+}
+
+/// Files per incremental dataset, read once per refresh.
+pub type LakeState = BTreeMap<String, Vec<FileStamp>>;
+
+/// The files of `dataset`, listed on first use.
+pub fn files_of<'s>(state: &'s mut LakeState, lake_dir: &Path, dataset: &str) -> Result<&'s [FileStamp]> {
+    if !state.contains_key(dataset) {
+        state.insert(dataset.to_owned(), stamps(lake_dir, dataset)?);
+    }
+    Ok(&state[dataset])
+}

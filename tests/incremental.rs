@@ -1,0 +1,127 @@
+//! Incremental refresh: after every change to the lake (appended days, a day rewritten by late
+//! updates, a deleted day, new model SQL, compaction) an incremental refresh must leave every
+//! model exactly as a full rebuild of the same lake does.
+
+mod common;
+
+use common::Project;
+
+const INCREMENTAL: [&str; 4] = [
+    "silver_events_validated",
+    "gold_weekly_active_teams",
+    "gold_daily_active_users",
+    "gold_event_mix",
+];
+
+/// Every incremental model's rows, as order-independent fingerprints.
+fn fingerprints(p: &Project) -> Vec<String> {
+    INCREMENTAL
+        .iter()
+        .map(|m| {
+            p.warehouse_value(&format!(
+                "SELECT count(*) || ':' || coalesce(sum(hash(t)), 0) FROM {m} t"
+            ))
+        })
+        .collect()
+}
+
+/// The mode printed for `model` by a refresh.
+fn mode<'o>(out: &'o str, model: &str) -> &'o str {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{model} ")))
+        .unwrap_or_else(|| panic!("no line for {model} in:\n{out}"));
+    let rest = line[model.len()..].trim_start();
+    let end = rest.find("  ").unwrap_or(rest.len());
+    rest[..end].trim_end()
+}
+
+/// An incremental refresh, checked against a full rebuild of the same lake.
+fn refresh_and_compare(p: &Project, step: &str) -> String {
+    let out = p.ok(&["refresh", "--no-export"]);
+    let incremental = fingerprints(p);
+    let full = p.ok(&["refresh", "--no-export", "--full"]);
+    assert_eq!(mode(&full, "silver_events_validated"), "full");
+    assert_eq!(incremental, fingerprints(p), "{step}: incremental equals full\n{out}");
+    out
+}
+
+fn partitions(p: &Project) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(p.path("data/events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("date="))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_incremental_step_equals_a_full_rebuild() {
+    let p = Project::new(4_000);
+    let out = p.ok(&["refresh", "--no-export"]);
+    for m in INCREMENTAL {
+        assert_eq!(mode(&out, m), "full", "first build");
+    }
+
+    let out = p.ok(&["refresh", "--no-export"]);
+    for m in INCREMENTAL {
+        assert_eq!(mode(&out, m), "unchanged", "nothing changed");
+    }
+    let logged: String = p.warehouse_value("SELECT modes FROM refresh_log ORDER BY id DESC LIMIT 1");
+    assert!(logged.contains("\"silver_events_validated\":\"unchanged\""), "{logged}");
+
+    // Appended rows: new files in some days.
+    p.ok(&["generate", "events", "--mode", "append", "--rows", "300", "--seed", "5"]);
+    let out = refresh_and_compare(&p, "append");
+    let m = mode(&out, "silver_events_validated");
+    assert!(m.starts_with("incremental (") && !m.starts_with("incremental (0"), "{m}");
+
+    // Late updates rewrite one day: its file is replaced by one with changed rows.
+    let day = partitions(&p)[10].clone();
+    let dir = p.path(&format!("data/events/{day}"));
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "COPY (SELECT event_time, user_id % 50 + 1 AS user_id, team_id, 'purchase' AS event_name, properties
+               FROM read_parquet('{d}/*.parquet', hive_partitioning = false))
+         TO '{d}/late_update.parquet.tmp' (FORMAT parquet)",
+        d = dir.display()
+    ))
+    .unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "parquet") {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    std::fs::rename(dir.join("late_update.parquet.tmp"), dir.join("late_update.parquet")).unwrap();
+    let out = refresh_and_compare(&p, "late update");
+    assert_eq!(mode(&out, "silver_events_validated"), "incremental (1 partitions)");
+    assert_eq!(mode(&out, "gold_weekly_active_teams"), "incremental (1 partitions)");
+
+    // A deleted day: its rows leave silver and gold.
+    let gone = partitions(&p)[20].clone();
+    std::fs::remove_dir_all(p.path(&format!("data/events/{gone}"))).unwrap();
+    let out = refresh_and_compare(&p, "deleted day");
+    assert_eq!(mode(&out, "gold_daily_active_users"), "incremental (1 partitions)");
+    let date = gone.trim_start_matches("date=");
+    let left: i64 = p.warehouse_value(&format!(
+        "SELECT count(*) FROM gold_daily_active_users WHERE date = DATE '{date}'"
+    ));
+    assert_eq!(left, 0);
+
+    // New SQL for one model rebuilds it (and the incremental models after it) whole.
+    p.write(
+        "sql/models/events/gold_event_mix.sql",
+        &format!("-- reworded\n{}", p.read("sql/models/events/gold_event_mix.sql")),
+    );
+    let out = refresh_and_compare(&p, "changed SQL");
+    assert_eq!(mode(&out, "gold_event_mix"), "full");
+    assert_eq!(mode(&out, "silver_events_validated"), "unchanged");
+
+    // Compaction rewrites files: their days are rebuilt, with the same result.
+    p.ok(&["generate", "events", "--mode", "append", "--rows", "300", "--seed", "6"]);
+    p.ok(&["refresh", "--no-export"]);
+    p.ok(&["compact", "events"]);
+    refresh_and_compare(&p, "compaction");
+}
