@@ -134,14 +134,38 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
     let keys = keys_sql(conn, model, spec, partitions)?;
     let key = ident(spec.key());
     let table = ident(&model.name);
-    db::execute(
+    // A temporary view of the same name shadows the source for this statement only; it
+    // reads the real one by its full name (a bare `main.` would mean the temp schema).
+    let shadow = match &spec.source {
+        Some(source) => {
+            let db: String = db::query_one(conn, "SELECT current_database()")?;
+            let values: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
+            db::execute(
+                conn,
+                &format!(
+                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {part} IN ({values})",
+                    src = ident(source),
+                    db = ident(&db),
+                    part = ident(&spec.partition),
+                    values = values.join(", ")
+                ),
+            )?;
+            Some(source)
+        }
+        None => None,
+    };
+    let result = db::execute(
         conn,
         &format!(
             "DELETE FROM {table} WHERE {key} IN ({keys});
              INSERT INTO {table} SELECT * FROM ({}) WHERE {key} IN ({keys});",
             model.select.trim_end().trim_end_matches(';')
         ),
-    )?;
+    );
+    if let Some(source) = shadow {
+        db::execute(conn, &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)))?;
+    }
+    result?;
     Ok(())
 }
 

@@ -48,6 +48,11 @@ pub struct IncrementalSpec {
     /// itself), e.g. `date_trunc('week', date)` for weekly rows.
     #[serde(default)]
     pub key_of_partition: Option<String>,
+    /// A relation the model reads whose rows of a partition feed only that partition's rows
+    /// (a bronze view over the lake): while the model is refreshed incrementally it sees just
+    /// the changed partitions of it, so only their files are read.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 impl IncrementalSpec {
