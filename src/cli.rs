@@ -143,7 +143,9 @@ impl GenerateArgs {
         self.mode.parse().expect("clap checked the value")
     }
     pub fn compression(&self) -> Option<Compression> {
-        self.compression.as_deref().map(|c| c.parse().expect("clap checked the value"))
+        self.compression
+            .as_deref()
+            .map(|c| c.parse().expect("clap checked the value"))
     }
 }
 
@@ -218,4 +220,3 @@ pub struct SqlArgs {
     #[arg(long, short = 'o', conflicts_with = "file")]
     pub output: Option<PathBuf>,
 }
-

@@ -220,7 +220,9 @@ mod ordered_map {
         use serde::de::Error as _;
         match Option::<serde_yaml::Mapping>::deserialize(d)? {
             None => Ok(None),
-            Some(map) => super::ordered_pairs(map).map(Some).map_err(D::Error::custom),
+            Some(map) => super::ordered_pairs(map)
+                .map(Some)
+                .map_err(D::Error::custom),
         }
     }
 
@@ -388,7 +390,9 @@ impl SourceConfig {
         }
         if let Some(name) = &self.file_name {
             if name.is_empty() || name.contains(['/', '\\']) || !name.ends_with(".parquet") {
-                return Err(format!("file_name: `{name}` must be a plain file name ending in .parquet"));
+                return Err(format!(
+                    "file_name: `{name}` must be a plain file name ending in .parquet"
+                ));
             }
         }
         if self.pattern.is_some() != (self.format == "log") {
@@ -402,7 +406,9 @@ impl SourceConfig {
         }
         for (name, _) in &self.partition_by.0 {
             if !valid_name(name) {
-                return Err(format!("partition_by: `{name}` must be letters, digits and underscores"));
+                return Err(format!(
+                    "partition_by: `{name}` must be letters, digits and underscores"
+                ));
             }
         }
         Ok(())
@@ -468,7 +474,12 @@ mod tests {
         )
         .unwrap();
         let w = &c.sources["w"];
-        let cols: Vec<&str> = w.columns.iter().flatten().map(|(k, _)| k.as_str()).collect();
+        let cols: Vec<&str> = w
+            .columns
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
         assert_eq!(cols, ["z", "a"]);
         let parts: Vec<&str> = w.partition_by.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(parts, ["year", "b"]);
@@ -478,9 +489,29 @@ mod tests {
     fn yaml_value() -> impl proptest::strategy::Strategy<Value = serde_yaml::Value> {
         use proptest::prelude::*;
         let key = prop::sample::select(vec![
-            "paths", "engine", "lake", "generate", "sources", "refresh", "lake_dir", "threads",
-            "memory_limit", "compression", "events", "rows", "format", "path", "columns", "key",
-            "partition_by", "file_name", "checks", "order_by", "nonsense", "csv", "zstd",
+            "paths",
+            "engine",
+            "lake",
+            "generate",
+            "sources",
+            "refresh",
+            "lake_dir",
+            "threads",
+            "memory_limit",
+            "compression",
+            "events",
+            "rows",
+            "format",
+            "path",
+            "columns",
+            "key",
+            "partition_by",
+            "file_name",
+            "checks",
+            "order_by",
+            "nonsense",
+            "csv",
+            "zstd",
         ]);
         let leaf = prop_oneof![
             Just(serde_yaml::Value::Null),

@@ -90,9 +90,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
     conn.query_row(sql, [], |row| row.get(0))
         .map_err(|cause| Error::Sql {
-        sql: sql.to_owned(),
-        cause,
-    })
+            sql: sql.to_owned(),
+            cause,
+        })
 }
 
 /// The current UTC time as an SQL TIMESTAMP literal. (DuckDB's own clock functions

@@ -98,7 +98,11 @@ pub struct LakeLock {
 
 impl LakeLock {
     /// Takes the lock, waiting up to `timeout` for other holders to let go.
-    pub fn acquire(lake_dir: &Path, mode: LockMode, timeout: std::time::Duration) -> Result<LakeLock> {
+    pub fn acquire(
+        lake_dir: &Path,
+        mode: LockMode,
+        timeout: std::time::Duration,
+    ) -> Result<LakeLock> {
         fs::create_dir_all(lake_dir)
             .with_context(|| format!("cannot create lake directory {}", lake_dir.display()))?;
         let path = lake_dir.join(".lock");
@@ -130,7 +134,9 @@ impl LakeLock {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot lock {}", path.display()))
+                    )
                 }
             }
         }
@@ -300,7 +306,9 @@ fn link_tree(from: &Path, to: &Path, rel: &Path, keep: Keep<'_>) -> Result<()> {
 /// previous contents are removed. Used for folders other than datasets (the exports).
 pub fn swap_in(staged: &Path, target: &Path) -> Result<()> {
     if target.exists() {
-        let name = target.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+        let name = target
+            .file_name()
+            .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
         let aside = target.with_file_name(format!(".{name}.previous"));
         replace_dir(staged, target, &aside)
     } else {
@@ -584,7 +592,8 @@ pub fn compact(
             .map(|f| crate::db::path_literal(&root.join(f)))
             .collect();
         let out_dir = staged.dir.join(folder);
-        fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+        fs::create_dir_all(&out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
         crate::db::execute(
             conn,
             &format!(

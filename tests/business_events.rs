@@ -17,7 +17,14 @@ fn demo_project() -> Project {
 fn layout_is_category_year_month_day_with_one_data_file_and_no_duplicate_ids() {
     let p = demo_project();
     for seed in ["1", "2"] {
-        p.ok(&["generate", "business-events", "--rows", "3000", "--seed", seed]);
+        p.ok(&[
+            "generate",
+            "business-events",
+            "--rows",
+            "3000",
+            "--seed",
+            seed,
+        ]);
         let out = p.cmd(&["ingest", "business_events"]).output().unwrap();
         assert!(
             out.status.success(),
@@ -33,7 +40,11 @@ fn layout_is_category_year_month_day_with_one_data_file_and_no_duplicate_ids() {
     .unwrap();
     let mut files = 0;
     common::walk(&root, &mut |f| {
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(pattern.is_match(&rel), "unexpected lake file {rel}");
         files += 1;
     });
@@ -49,7 +60,10 @@ fn layout_is_category_year_month_day_with_one_data_file_and_no_duplicate_ids() {
     let differing: i64 = p.file_value(&format!(
         "SELECT (SELECT count(*) FROM (FROM {latest} EXCEPT FROM {lake})) + (SELECT count(*) FROM (FROM {lake} EXCEPT FROM {latest}))"
     ));
-    assert_eq!(differing, 0, "the lake holds exactly the latest version of each of {expected} events");
+    assert_eq!(
+        differing, 0,
+        "the lake holds exactly the latest version of each of {expected} events"
+    );
     // Late updates crossed partitions, so some ids were replaced.
     let replaced: i64 = p.warehouse_value("SELECT sum(rows_replaced) FROM ingest_manifest");
     assert!(replaced > 0);
@@ -68,7 +82,10 @@ fn fresh_demo_refresh_generates_ingests_and_builds_the_business_event_models() {
         "warehouse.yaml",
         &p.read("warehouse.yaml")
             .replace("rows: 1000000", "rows: 20000")
-            .replace("rows: 20000                 # lines", "rows: 2000                  # lines"),
+            .replace(
+                "rows: 20000                 # lines",
+                "rows: 2000                  # lines",
+            ),
     );
     let out = p.ok(&["refresh"]);
     assert!(out.contains("refresh #1 succeeded"), "{out}");
@@ -76,5 +93,7 @@ fn fresh_demo_refresh_generates_ingests_and_builds_the_business_event_models() {
     let gold: i64 =
         p.warehouse_value("SELECT CAST(sum(events) AS BIGINT) FROM gold_business_events_daily");
     assert_eq!(gold, lake);
-    assert!(p.path("exports/gold_business_events_daily.parquet").exists());
+    assert!(p
+        .path("exports/gold_business_events_daily.parquet")
+        .exists());
 }

@@ -101,6 +101,13 @@ fn duckdb_cli_reads_an_ingested_source_right_after_ingest() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.split_whitespace().collect::<Vec<_>>(), ["5,3", "8", "13"]);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.split_whitespace().collect::<Vec<_>>(),
+        ["5,3", "8", "13"]
+    );
 }

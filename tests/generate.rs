@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use common::{Project, EVENTS};
 
 #[test]
@@ -205,7 +204,10 @@ fn snappy_compression_is_honoured() {
 #[test]
 fn a_write_aborted_at_any_step_leaves_the_old_or_the_new_lake_and_is_cleaned_up() {
     // (fault point, whether the new lake is published when the process dies there)
-    for (point, published) in [("generate-before-publish", false), ("publish-after-swap", true)] {
+    for (point, published) in [
+        ("generate-before-publish", false),
+        ("publish-after-swap", true),
+    ] {
         let p = Project::new(5_000);
         p.ok(&["generate", "events"]);
         let (old_files, old) = (p.lake_files(), fingerprint(&p));
@@ -218,7 +220,10 @@ fn a_write_aborted_at_any_step_leaves_the_old_or_the_new_lake_and_is_cleaned_up(
         let left: Vec<_> = std::fs::read_dir(p.path("data/.staging"))
             .map(|d| d.collect())
             .unwrap_or_default();
-        assert!(!left.is_empty(), "{point}: the aborted run leaves staging behind");
+        assert!(
+            !left.is_empty(),
+            "{point}: the aborted run leaves staging behind"
+        );
         if published {
             assert_eq!(rows(&p), 7_000, "{point}: the whole new lake");
             assert_ne!(p.lake_files(), old_files);
@@ -231,7 +236,10 @@ fn a_write_aborted_at_any_step_leaves_the_old_or_the_new_lake_and_is_cleaned_up(
         let leftovers: Vec<_> = std::fs::read_dir(p.path("data/.staging"))
             .map(|d| d.collect())
             .unwrap_or_default();
-        assert!(leftovers.is_empty(), "{point}: staging cleaned: {leftovers:?}");
+        assert!(
+            leftovers.is_empty(),
+            "{point}: staging cleaned: {leftovers:?}"
+        );
         assert_eq!(rows(&p), 1_000);
     }
 }
@@ -251,7 +259,10 @@ fn bad_arguments_are_explained() {
 fn flock(file: &std::fs::File, op: i32) {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor the test owns.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) }, 0);
+    assert_eq!(
+        unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) },
+        0
+    );
 }
 
 #[test]
@@ -272,18 +283,32 @@ fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     let out = p.cmd(&["generate", "events"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
-    assert!(stderr.contains("a refresh reading it") && stderr.contains("--lock-timeout"), "{stderr}");
+    assert!(
+        stderr.contains("a refresh reading it") && stderr.contains("--lock-timeout"),
+        "{stderr}"
+    );
     // Another reader is welcome.
     p.ok(&["refresh", "--no-export"]);
 
     // With --lock-timeout the writer waits, and goes on once the reader lets go.
     let mut writer = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
         .current_dir(p.dir.path())
-        .args(["-q", "--lock-timeout", "60", "generate", "events", "--rows", "3000"])
+        .args([
+            "-q",
+            "--lock-timeout",
+            "60",
+            "generate",
+            "events",
+            "--rows",
+            "3000",
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
-    assert!(writer.try_wait().unwrap().is_none(), "the writer waits while the lake is held");
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the writer waits while the lake is held"
+    );
     drop(reader);
     assert!(writer.wait().unwrap().success());
     assert_eq!(rows(&p), 3_000);
@@ -296,7 +321,10 @@ fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
-    assert!(stderr.contains("pid 4242: micro-wh ingest --all"), "{stderr}");
+    assert!(
+        stderr.contains("pid 4242: micro-wh ingest --all"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -315,11 +343,15 @@ fn compact_leaves_one_file_per_partition_and_exactly_the_same_rows() {
     let folders = |files: &[String]| -> std::collections::BTreeMap<String, usize> {
         let mut m = std::collections::BTreeMap::new();
         for f in files {
-            *m.entry(f.rsplit_once('/').unwrap().0.to_owned()).or_default() += 1;
+            *m.entry(f.rsplit_once('/').unwrap().0.to_owned())
+                .or_default() += 1;
         }
         m
     };
-    assert!(folders(&files_before).values().any(|&n| n > 1), "appends left several files");
+    assert!(
+        folders(&files_before).values().any(|&n| n > 1),
+        "appends left several files"
+    );
 
     let out = p
         .cmd(&["compact", "events"])
@@ -327,25 +359,47 @@ fn compact_leaves_one_file_per_partition_and_exactly_the_same_rows() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert_eq!(p.lake_files(), files_before, "an aborted compaction changes nothing");
+    assert_eq!(
+        p.lake_files(),
+        files_before,
+        "an aborted compaction changes nothing"
+    );
 
     let out = p.ok(&["compact"]);
-    assert!(out.contains("events:") && out.contains(&format!("{} files", files_before.len())), "{out}");
+    assert!(
+        out.contains("events:") && out.contains(&format!("{} files", files_before.len())),
+        "{out}"
+    );
     let after = p.lake_files();
-    assert_eq!(folders(&after).len(), folders(&files_before).len(), "same partitions");
-    assert!(folders(&after).values().all(|&n| n == 1), "one file per partition");
+    assert_eq!(
+        folders(&after).len(),
+        folders(&files_before).len(),
+        "same partitions"
+    );
+    assert!(
+        folders(&after).values().all(|&n| n == 1),
+        "one file per partition"
+    );
     assert_eq!(fingerprint(&p), rows_before, "the same rows");
     p.ok(&["refresh", "--no-export"]);
     assert_eq!(gold(&p), gold_before);
-    assert!(p.ok(&["compact", "events"]).contains("0 partitions rewritten"));
+    assert!(p
+        .ok(&["compact", "events"])
+        .contains("0 partitions rewritten"));
 
     // Ingested sources whose file names record their input file are refused, by name.
     p.write("raw/w.csv", "a,b\n1,2\n");
     p.write(
         "warehouse.yaml",
-        &format!("{}sources:\n  w:\n    format: csv\n    path: raw/w.csv\n", p.read("warehouse.yaml")),
+        &format!(
+            "{}sources:\n  w:\n    format: csv\n    path: raw/w.csv\n",
+            p.read("warehouse.yaml")
+        ),
     );
     p.ok(&["ingest", "w"]);
     let err = p.fails(&["compact", "w"]);
-    assert!(err.contains("w is an ingested source") && err.contains("key"), "{err}");
+    assert!(
+        err.contains("w is an ingested source") && err.contains("key"),
+        "{err}"
+    );
 }

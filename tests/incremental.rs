@@ -42,7 +42,11 @@ fn refresh_and_compare(p: &Project, step: &str) -> String {
     let incremental = fingerprints(p);
     let full = p.ok(&["refresh", "--no-export", "--full"]);
     assert_eq!(mode(&full, "silver_events_validated"), "full");
-    assert_eq!(incremental, fingerprints(p), "{step}: incremental equals full\n{out}");
+    assert_eq!(
+        incremental,
+        fingerprints(p),
+        "{step}: incremental equals full\n{out}"
+    );
     out
 }
 
@@ -68,14 +72,23 @@ fn every_incremental_step_equals_a_full_rebuild() {
     for m in INCREMENTAL {
         assert_eq!(mode(&out, m), "unchanged", "nothing changed");
     }
-    let logged: String = p.warehouse_value("SELECT modes FROM refresh_log ORDER BY id DESC LIMIT 1");
-    assert!(logged.contains("\"silver_events_validated\":\"unchanged\""), "{logged}");
+    let logged: String =
+        p.warehouse_value("SELECT modes FROM refresh_log ORDER BY id DESC LIMIT 1");
+    assert!(
+        logged.contains("\"silver_events_validated\":\"unchanged\""),
+        "{logged}"
+    );
 
     // Appended rows: new files in some days.
-    p.ok(&["generate", "events", "--mode", "append", "--rows", "300", "--seed", "5"]);
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "300", "--seed", "5",
+    ]);
     let out = refresh_and_compare(&p, "append");
     let m = mode(&out, "silver_events_validated");
-    assert!(m.starts_with("incremental (") && !m.starts_with("incremental (0"), "{m}");
+    assert!(
+        m.starts_with("incremental (") && !m.starts_with("incremental (0"),
+        "{m}"
+    );
 
     // Late updates rewrite one day: its file is replaced by one with changed rows.
     let day = partitions(&p)[10].clone();
@@ -94,16 +107,29 @@ fn every_incremental_step_equals_a_full_rebuild() {
             std::fs::remove_file(f).unwrap();
         }
     }
-    std::fs::rename(dir.join("late_update.parquet.tmp"), dir.join("late_update.parquet")).unwrap();
+    std::fs::rename(
+        dir.join("late_update.parquet.tmp"),
+        dir.join("late_update.parquet"),
+    )
+    .unwrap();
     let out = refresh_and_compare(&p, "late update");
-    assert_eq!(mode(&out, "silver_events_validated"), "incremental (1 partitions)");
-    assert_eq!(mode(&out, "gold_weekly_active_teams"), "incremental (1 partitions)");
+    assert_eq!(
+        mode(&out, "silver_events_validated"),
+        "incremental (1 partitions)"
+    );
+    assert_eq!(
+        mode(&out, "gold_weekly_active_teams"),
+        "incremental (1 partitions)"
+    );
 
     // A deleted day: its rows leave silver and gold.
     let gone = partitions(&p)[20].clone();
     std::fs::remove_dir_all(p.path(&format!("data/events/{gone}"))).unwrap();
     let out = refresh_and_compare(&p, "deleted day");
-    assert_eq!(mode(&out, "gold_daily_active_users"), "incremental (1 partitions)");
+    assert_eq!(
+        mode(&out, "gold_daily_active_users"),
+        "incremental (1 partitions)"
+    );
     let date = gone.trim_start_matches("date=");
     let left: i64 = p.warehouse_value(&format!(
         "SELECT count(*) FROM gold_daily_active_users WHERE date = DATE '{date}'"
@@ -113,14 +139,19 @@ fn every_incremental_step_equals_a_full_rebuild() {
     // New SQL for one model rebuilds it (and the incremental models after it) whole.
     p.write(
         "sql/models/events/gold_event_mix.sql",
-        &format!("-- reworded\n{}", p.read("sql/models/events/gold_event_mix.sql")),
+        &format!(
+            "-- reworded\n{}",
+            p.read("sql/models/events/gold_event_mix.sql")
+        ),
     );
     let out = refresh_and_compare(&p, "changed SQL");
     assert_eq!(mode(&out, "gold_event_mix"), "full");
     assert_eq!(mode(&out, "silver_events_validated"), "unchanged");
 
     // Compaction rewrites files: their days are rebuilt, with the same result.
-    p.ok(&["generate", "events", "--mode", "append", "--rows", "300", "--seed", "6"]);
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "300", "--seed", "6",
+    ]);
     p.ok(&["refresh", "--no-export"]);
     p.ok(&["compact", "events"]);
     refresh_and_compare(&p, "compaction");

@@ -78,9 +78,14 @@ fn csv_bad_lines_are_quarantined_with_line_and_reason_and_the_rest_loads() {
     assert_reason(&q[1], 5, &["missing columns"]);
 
     // The lake holds exactly the loaded rows, partitioned by origin; NA read as NULL.
-    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 5);
     assert_eq!(
-        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather WHERE origin = 'JFK' AND temp IS NULL"),
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"),
+        5
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>(
+            "SELECT count(*) FROM bronze_weather WHERE origin = 'JFK' AND temp IS NULL"
+        ),
         1
     );
     let dirs: i64 = p.file_value(
@@ -102,7 +107,10 @@ fn unchanged_files_are_skipped_and_changed_files_replace_their_rows() {
     let (code, stdout, _) = exit_code(&p, &["ingest", "weather"]);
     assert_eq!(code, 0, "a skip quarantines nothing new\n{stdout}");
     assert_eq!(stdout.matches("skipped").count(), 3, "{stdout}");
-    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 5);
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"),
+        5
+    );
 
     // Rewrite January with two good lines: its 3 earlier rows go, February's 2 stay.
     p.write(
@@ -111,7 +119,10 @@ fn unchanged_files_are_skipped_and_changed_files_replace_their_rows() {
     );
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "weather"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"), 4);
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_weather"),
+        4
+    );
     assert_eq!(
         manifest(&p, "raw/weather/2013-01.csv"),
         (2, 2, 0, "loaded".into())
@@ -133,9 +144,18 @@ fn empty_header_only_and_binary_files() {
         stderr.contains("raw/w/c_binary.csv") && stderr.contains("not a CSV file"),
         "{stderr}"
     );
-    assert_eq!(manifest(&p, "raw/w/a_empty.csv"), (0, 0, 0, "loaded".into()));
-    assert_eq!(manifest(&p, "raw/w/b_header_only.csv"), (0, 0, 0, "loaded".into()));
-    assert_eq!(manifest(&p, "raw/w/c_binary.csv"), (0, 0, 0, "failed".into()));
+    assert_eq!(
+        manifest(&p, "raw/w/a_empty.csv"),
+        (0, 0, 0, "loaded".into())
+    );
+    assert_eq!(
+        manifest(&p, "raw/w/b_header_only.csv"),
+        (0, 0, 0, "loaded".into())
+    );
+    assert_eq!(
+        manifest(&p, "raw/w/c_binary.csv"),
+        (0, 0, 0, "failed".into())
+    );
     // The other files still loaded.
     assert_eq!(manifest(&p, "raw/w/d_good.csv"), (2, 2, 0, "loaded".into()));
     assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_w"), 2);
@@ -158,7 +178,9 @@ fn ndjson_lines_are_typed_checked_and_quarantined_by_line() {
     assert_reason(&q[5], 7, &["check failed: amount >= 0"]);
     // Nested values land as JSON that silver SQL can extract from.
     assert_eq!(
-        p.warehouse_value::<i64>("SELECT CAST(meta ->> 'k' AS BIGINT) FROM bronze_orders WHERE id = 1"),
+        p.warehouse_value::<i64>(
+            "SELECT CAST(meta ->> 'k' AS BIGINT) FROM bronze_orders WHERE id = 1"
+        ),
         1
     );
     assert_eq!(
@@ -173,11 +195,28 @@ fn json_arrays_quarantine_by_element_and_a_truncated_array_keeps_what_came_befor
     p.fixture("json_array");
     let (code, ..) = exit_code(&p, &["ingest", "items"]);
     assert_eq!(code, 3);
-    assert_eq!(manifest(&p, "raw/a_items.json"), (3, 2, 1, "quarantined".into()));
-    assert_reason(&quarantine(&p, "raw/a_items.json")[0], 2, &["column id", "two", "INTEGER"]);
-    assert_eq!(manifest(&p, "raw/b_truncated.json"), (3, 2, 1, "quarantined".into()));
-    assert_reason(&quarantine(&p, "raw/b_truncated.json")[0], 3, &["invalid JSON"]);
-    assert_eq!(p.warehouse_value::<i64>("SELECT sum(id) FROM bronze_items"), 1 + 3 + 10 + 11);
+    assert_eq!(
+        manifest(&p, "raw/a_items.json"),
+        (3, 2, 1, "quarantined".into())
+    );
+    assert_reason(
+        &quarantine(&p, "raw/a_items.json")[0],
+        2,
+        &["column id", "two", "INTEGER"],
+    );
+    assert_eq!(
+        manifest(&p, "raw/b_truncated.json"),
+        (3, 2, 1, "quarantined".into())
+    );
+    assert_reason(
+        &quarantine(&p, "raw/b_truncated.json")[0],
+        3,
+        &["invalid JSON"],
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT sum(id) FROM bronze_items"),
+        1 + 3 + 10 + 11
+    );
 }
 
 #[test]
@@ -229,10 +268,15 @@ fn sqlite_tables_land_in_their_own_folders_and_misfits_are_quarantined() {
         .collect();
     assert_eq!(
         rows,
-        vec![("shop.customers".into(), 3, 2, 1), ("shop.orders".into(), 5, 3, 2)]
+        vec![
+            ("shop.customers".into(), 3, 2, 1),
+            ("shop.orders".into(), 5, 3, 2)
+        ]
     );
     let reasons: Vec<(i64, String)> = conn
-        .prepare("SELECT line, reason FROM ingest_quarantine WHERE source = 'shop.orders' ORDER BY line")
+        .prepare(
+            "SELECT line, reason FROM ingest_quarantine WHERE source = 'shop.orders' ORDER BY line",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -252,7 +296,9 @@ fn sqlite_tables_land_in_their_own_folders_and_misfits_are_quarantined() {
     );
     // NULLs stay NULL, not empty strings.
     assert_eq!(
-        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_shop_customers WHERE name IS NULL AND joined IS NULL"),
+        p.warehouse_value::<i64>(
+            "SELECT count(*) FROM bronze_shop_customers WHERE name IS NULL AND joined IS NULL"
+        ),
         1
     );
 }
@@ -262,12 +308,17 @@ fn keys_keep_the_latest_row_across_files_and_runs() {
     let p = Project::empty();
     p.fixture("keyed");
     let values = |p: &Project| -> String {
-        p.warehouse_value("SELECT string_agg(id || '=' || v || '@' || day, ' ' ORDER BY id) FROM bronze_events")
+        p.warehouse_value(
+            "SELECT string_agg(id || '=' || v || '@' || day, ' ' ORDER BY id) FROM bronze_events",
+        )
     };
     let (code, stdout, _) = exit_code(&p, &["ingest", "events"]);
     assert_eq!(code, 0, "{stdout}");
     // Within a file: the newer e1 wins; the tie on e3 goes to the later line.
-    assert_eq!(values(&p), "e1=3@2024-01-01 e2=2@2024-01-01 e3=5@2024-01-02");
+    assert_eq!(
+        values(&p),
+        "e1=3@2024-01-01 e2=2@2024-01-01 e3=5@2024-01-02"
+    );
     assert!(stdout.contains("loaded"), "{stdout}");
 
     // A later file: e1 updated onto another day, e2 with an older timestamp loses, e4 new.
@@ -289,17 +340,29 @@ fn keys_keep_the_latest_row_across_files_and_runs() {
          {\"id\": \"e2\", \"ts\": \"2024-01-01 11:00:00\", \"kind\": \"x\", \"v\": 2}\n",
     );
     p.ok(&["ingest", "events"]);
-    assert_eq!(values(&p), "e1=6@2024-01-03 e2=2@2024-01-01 e4=8@2024-01-02");
+    assert_eq!(
+        values(&p),
+        "e1=6@2024-01-03 e2=2@2024-01-01 e4=8@2024-01-02"
+    );
 
     // One data.parquet per day folder, and nothing else.
     let mut files = Vec::new();
     common::walk(&p.path("data/events"), &mut |f| {
-        files.push(f.strip_prefix(p.path("data/events")).unwrap().to_string_lossy().into_owned())
+        files.push(
+            f.strip_prefix(p.path("data/events"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        )
     });
     files.sort();
     assert_eq!(
         files,
-        ["day=2024-01-01/data.parquet", "day=2024-01-02/data.parquet", "day=2024-01-03/data.parquet"]
+        [
+            "day=2024-01-01/data.parquet",
+            "day=2024-01-02/data.parquet",
+            "day=2024-01-03/data.parquet"
+        ]
     );
 }
 
@@ -308,17 +371,26 @@ fn a_run_killed_between_lake_and_manifest_is_finished_by_the_next_run() {
     for point in ["ingest-before-publish", "ingest-after-publish"] {
         let p = Project::empty();
         p.fixture("keyed");
-        let out = p.cmd(&["ingest", "events"]).env("MICRO_WH_FAULT", point).output().unwrap();
+        let out = p
+            .cmd(&["ingest", "events"])
+            .env("MICRO_WH_FAULT", point)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{point}: the fault aborts");
         let (code, stdout, stderr) = exit_code(&p, &["ingest", "events"]);
         assert_eq!(code, 0, "{point}: {stdout}\n{stderr}");
-        assert_eq!(manifest(&p, "raw/a.ndjson"), (5, 5, 0, "loaded".into()), "{point}");
+        assert_eq!(
+            manifest(&p, "raw/a.ndjson"),
+            (5, 5, 0, "loaded".into()),
+            "{point}"
+        );
         assert_eq!(
             p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"),
             3,
             "{point}: each row once"
         );
-        let loaded: i64 = p.warehouse_value("SELECT count(*) FROM ingest_manifest WHERE status = 'loaded'");
+        let loaded: i64 =
+            p.warehouse_value("SELECT count(*) FROM ingest_manifest WHERE status = 'loaded'");
         assert_eq!(loaded, 1, "{point}");
     }
 }
@@ -331,14 +403,29 @@ fn errors_name_the_source_path_and_format() {
         "sources:\n  a:\n    format: csv\n    path: raw/missing\n  b:\n    format: xml\n    path: raw\n",
     );
     let err = p.fails(&["ingest", "nope"]);
-    assert!(err.contains("source `nope` is not declared") && err.contains("a, b"), "{err}");
+    assert!(
+        err.contains("source `nope` is not declared") && err.contains("a, b"),
+        "{err}"
+    );
     let err = p.fails(&["ingest", "a"]);
-    assert!(err.contains("source `a`") && err.contains("raw/missing does not exist"), "{err}");
+    assert!(
+        err.contains("source `a`") && err.contains("raw/missing does not exist"),
+        "{err}"
+    );
     let err = p.fails(&["ingest", "b"]);
-    assert!(err.contains("sources.b.format: unknown format `xml`"), "{err}");
-    p.write("warehouse.yaml", "sources:\n  a:\n    format: csv\n    path: x\n    partition: [a]\n");
+    assert!(
+        err.contains("sources.b.format: unknown format `xml`"),
+        "{err}"
+    );
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  a:\n    format: csv\n    path: x\n    partition: [a]\n",
+    );
     let err = p.fails(&["ingest", "a"]);
-    assert!(err.contains("warehouse.yaml") && err.contains("partition"), "{err}");
+    assert!(
+        err.contains("warehouse.yaml") && err.contains("partition"),
+        "{err}"
+    );
     // Usage errors are exit 2 (clap).
     let (code, ..) = exit_code(&p, &["ingest"]);
     assert_eq!(code, 2);
@@ -364,13 +451,33 @@ fn the_shipped_example_loads_every_format_in_one_command() {
         .expect("python3 runs the example's SQLite maker");
     assert!(status.success());
     let out = p
-        .cmd(&["--config", "examples/ingest/warehouse.yaml", "ingest", "--all"])
+        .cmd(&[
+            "--config",
+            "examples/ingest/warehouse.yaml",
+            "ingest",
+            "--all",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for source in ["weather", "orders", "items", "app", "shop.customers", "shop.orders"] {
-        assert!(stdout.contains(source), "{source} in the summary:\n{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for source in [
+        "weather",
+        "orders",
+        "items",
+        "app",
+        "shop.customers",
+        "shop.orders",
+    ] {
+        assert!(
+            stdout.contains(source),
+            "{source} in the summary:\n{stdout}"
+        );
     }
     assert!(
         stdout.contains("6 files: 35 rows in, 16 loaded, 19 quarantined, 0 skipped"),

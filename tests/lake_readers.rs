@@ -28,7 +28,14 @@ fn python(script: &str) -> Option<String> {
 fn pyarrow_and_polars_read_the_category_layout_as_duckdb_does() {
     let p = Project::empty();
     p.copy_from_repo("warehouse.yaml");
-    p.ok(&["generate", "business-events", "--rows", "2000", "--seed", "4"]);
+    p.ok(&[
+        "generate",
+        "business-events",
+        "--rows",
+        "2000",
+        "--seed",
+        "4",
+    ]);
     p.ok(&["ingest", "business_events"]);
     let rows: i64 = p.warehouse_value("SELECT count(*) FROM bronze_business_events");
     let categories: i64 =
@@ -46,5 +53,8 @@ print(t.num_rows, len(set(t.column("event_category").to_pylist())), df.height, d
         root = root.to_string_lossy()
     );
     let Some(out) = python(&script) else { return };
-    assert_eq!(out, format!("{rows} {categories} {rows} {categories} True True"));
+    assert_eq!(
+        out,
+        format!("{rows} {categories} {rows} {categories} True True")
+    );
 }

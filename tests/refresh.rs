@@ -482,26 +482,47 @@ fn export_writes_csv_and_sql_output_picks_the_format_by_extension() {
     let out = p.ok(&["export", "gold_daily_active_users", "--format", "csv"]);
     assert!(out.contains("exports/gold_daily_active_users.csv"), "{out}");
     let in_warehouse: i64 = p.warehouse_value("SELECT count(*) FROM gold_daily_active_users");
-    let in_csv: i64 =
-        p.file_value("SELECT count(*) FROM read_csv('exports/gold_daily_active_users.csv', header = true)");
+    let in_csv: i64 = p.file_value(
+        "SELECT count(*) FROM read_csv('exports/gold_daily_active_users.csv', header = true)",
+    );
     assert_eq!(in_csv, in_warehouse);
     for ext in ["csv", "parquet", "json"] {
         let file = format!("out.{ext}");
-        p.ok(&["sql", "SELECT date, dau FROM gold_daily_active_users", "--output", &file]);
-        let rows: i64 = p.file_value(&format!("SELECT count(*) FROM '{}'", p.path(&file).display()));
+        p.ok(&[
+            "sql",
+            "SELECT date, dau FROM gold_daily_active_users",
+            "--output",
+            &file,
+        ]);
+        let rows: i64 = p.file_value(&format!(
+            "SELECT count(*) FROM '{}'",
+            p.path(&file).display()
+        ));
         assert_eq!(rows, in_warehouse, "{ext}");
     }
     let err = p.fails(&["sql", "SELECT 1", "--output", "out.txt"]);
-    assert!(err.contains("out.txt") && err.contains(".csv, .parquet or .json"), "{err}");
+    assert!(
+        err.contains("out.txt") && err.contains(".csv, .parquet or .json"),
+        "{err}"
+    );
 
     p.write(
         "warehouse.yaml",
-        &format!("{}refresh:\n  export_formats: [parquet, csv]\n", p.read("warehouse.yaml")),
+        &format!(
+            "{}refresh:\n  export_formats: [parquet, csv]\n",
+            p.read("warehouse.yaml")
+        ),
     );
     p.ok(&["refresh"]);
     for table in GOLD {
-        assert!(p.path(&format!("exports/{table}.csv")).exists(), "{table}.csv");
-        assert!(p.path(&format!("exports/{table}.parquet")).exists(), "{table}.parquet");
+        assert!(
+            p.path(&format!("exports/{table}.csv")).exists(),
+            "{table}.csv"
+        );
+        assert!(
+            p.path(&format!("exports/{table}.parquet")).exists(),
+            "{table}.parquet"
+        );
     }
 }
 
@@ -516,11 +537,17 @@ fn a_subdirectory_finds_the_project_and_sql_never_creates_a_database() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("2000 rows"), "{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("2000 rows"),
+        "{stdout}"
+    );
     assert!(!p.path("notes/deep/data").exists() && !p.path("notes/deep/warehouse.duckdb").exists());
 
     let err = p.fails(&["sql", "--db", "typo.duckdb", "SELECT 1"]);
-    assert!(err.contains("typo.duckdb") && err.contains("never creates"), "{err}");
+    assert!(
+        err.contains("typo.duckdb") && err.contains("never creates"),
+        "{err}"
+    );
     assert!(!p.path("typo.duckdb").exists());
 }
 
@@ -552,10 +579,16 @@ fn exit_codes_tell_failures_apart() {
     // A failing data test.
     p.write(
         "sql/models/events/models.yaml",
-        &p.read("sql/models/events/models.yaml")
-            .replace("- unique: [week]", "- unique: [week]\n      - expression: \"weekly_active_teams <= 3\""),
+        &p.read("sql/models/events/models.yaml").replace(
+            "- unique: [week]",
+            "- unique: [week]\n      - expression: \"weekly_active_teams <= 3\"",
+        ),
     );
-    assert_eq!(code(&["refresh", "--no-export"]), Some(4), "data tests failed");
+    assert_eq!(
+        code(&["refresh", "--no-export"]),
+        Some(4),
+        "data tests failed"
+    );
     // An applied migration edited.
     p.write(
         "sql/models/events/models.yaml",
@@ -572,13 +605,19 @@ fn exit_codes_tell_failures_apart() {
 #[test]
 fn a_removed_applied_migration_stops_the_refresh_unless_allowed() {
     let p = Project::new(2_000);
-    p.write("sql/V002__extra.sql", "CREATE TABLE extra AS SELECT 1 AS x;\n");
+    p.write(
+        "sql/V002__extra.sql",
+        "CREATE TABLE extra AS SELECT 1 AS x;\n",
+    );
     p.ok(&["refresh", "--no-export"]);
     std::fs::remove_file(p.path("sql/V002__extra.sql")).unwrap();
     let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("V002__extra.sql") && stderr.contains("--allow-missing"), "{stderr}");
+    assert!(
+        stderr.contains("V002__extra.sql") && stderr.contains("--allow-missing"),
+        "{stderr}"
+    );
     p.ok(&["refresh", "--no-export", "--allow-missing"]);
 }
 
@@ -595,7 +634,10 @@ fn export_matches_warehouse(p: &Project) -> bool {
 fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
     let p = Project::new(3_000);
     p.ok(&["refresh"]);
-    p.write("exports/.gitkeep-like-note", "a file of the user's in the exports folder");
+    p.write(
+        "exports/.gitkeep-like-note",
+        "a file of the user's in the exports folder",
+    );
     let gold = |p: &Project| -> String {
         p.warehouse_value("SELECT count(*) || ':' || sum(dau) FROM gold_daily_active_users")
     };
@@ -603,7 +645,11 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
 
     // Before the commit: nothing changes; the next refresh calls it interrupted.
     p.ok(&["generate", "events", "--rows", "4000", "--seed", "9"]);
-    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "refresh-before-commit").output().unwrap();
+    let out = p
+        .cmd(&["refresh"])
+        .env("MICRO_WH_FAULT", "refresh-before-commit")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert_eq!(gold(&p), before, "the models were rolled back");
     assert!(export_matches_warehouse(&p), "exports untouched");
@@ -615,11 +661,21 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
     // After the commit: the tables are new, the exports old, the log says `committed`;
     // `micro-wh export` finishes the job.
     p.ok(&["generate", "events", "--rows", "5000", "--seed", "10"]);
-    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "refresh-after-commit").output().unwrap();
+    let out = p
+        .cmd(&["refresh"])
+        .env("MICRO_WH_FAULT", "refresh-after-commit")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert_eq!(refresh_status(&p, 4), "committed");
-    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"), 5_000);
-    assert!(!export_matches_warehouse(&p), "the exports are the previous refresh's");
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_events"),
+        5_000
+    );
+    assert!(
+        !export_matches_warehouse(&p),
+        "the exports are the previous refresh's"
+    );
     let out = p.ok(&["export"]);
     assert!(out.contains("refresh #4 is now complete"), "{out}");
     assert_eq!(refresh_status(&p, 4), "succeeded");
@@ -634,14 +690,24 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
     };
     let previous = exports_bytes(&p);
     p.ok(&["generate", "events", "--rows", "6000", "--seed", "11"]);
-    let out = p.cmd(&["refresh"]).env("MICRO_WH_FAULT", "export-before-swap").output().unwrap();
+    let out = p
+        .cmd(&["refresh"])
+        .env("MICRO_WH_FAULT", "export-before-swap")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert_eq!(exports_bytes(&p), previous, "all old, not a mix");
-    assert!(p.path("exports/.gitkeep-like-note").exists(), "other files stay");
+    assert!(
+        p.path("exports/.gitkeep-like-note").exists(),
+        "other files stay"
+    );
     p.ok(&["refresh"]);
     assert_eq!(refresh_status(&p, 5), "exports_failed");
     assert!(export_matches_warehouse(&p), "all new");
-    assert!(p.path("exports/.gitkeep-like-note").exists(), "other files stay");
+    assert!(
+        p.path("exports/.gitkeep-like-note").exists(),
+        "other files stay"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(p.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -654,10 +720,16 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
 fn exports_failing_after_the_commit_are_reported_as_such_and_finished_later() {
     let p = Project::new(3_000);
     p.write("out", "a file where the exports directory should be");
-    let out = p.cmd(&["--exports-dir", "out", "refresh"]).output().unwrap();
+    let out = p
+        .cmd(&["--exports-dir", "out", "refresh"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("refresh #1 is committed") && stderr.contains("micro-wh export"), "{stderr}");
+    assert!(
+        stderr.contains("refresh #1 is committed") && stderr.contains("micro-wh export"),
+        "{stderr}"
+    );
     assert_eq!(refresh_status(&p, 1), "exports_failed");
     assert!(p.warehouse_value::<i64>("SELECT count(*) FROM gold_daily_active_users") > 0);
     std::fs::remove_file(p.path("out")).unwrap();
@@ -673,7 +745,8 @@ fn a_silver_layer_rejecting_most_rows_fails_the_refresh() {
     // The lake keeps user ids up to 100000; a range of 10 makes silver reject nearly all.
     p.write(
         "warehouse.yaml",
-        &p.read("warehouse.yaml").replace("seed: 7", "seed: 7\n    max_user_id: 10"),
+        &p.read("warehouse.yaml")
+            .replace("seed: 7", "seed: 7\n    max_user_id: 10"),
     );
     let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

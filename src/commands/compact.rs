@@ -16,7 +16,10 @@ pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
             for entry in std::fs::read_dir(&lake_dir)? {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if entry.file_type()?.is_dir() && !name.starts_with('.') && compactable(project, &name).is_ok() {
+                if entry.file_type()?.is_dir()
+                    && !name.starts_with('.')
+                    && compactable(project, &name).is_ok()
+                {
                     all.push(name);
                 }
             }
@@ -35,7 +38,13 @@ pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
         row_group_size: project.config.lake.row_group_size,
     };
     for name in &datasets {
-        let report = lake::compact(&conn, &lake_dir, name, &options, project.config.lake.lock_timeout())?;
+        let report = lake::compact(
+            &conn,
+            &lake_dir,
+            name,
+            &options,
+            project.config.lake.lock_timeout(),
+        )?;
         println!(
             "{name}: {} partitions rewritten; {} files -> {}",
             report.partitions, report.files_before, report.files_after
@@ -48,7 +57,10 @@ pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
 /// name (so a changed file can replace its rows): merging those files would lose that.
 fn compactable(project: &Project, name: &str) -> Result<()> {
     if !lake::dataset_dir(&project.lake_dir(), name).is_dir() {
-        bail!("{name} is not a dataset of the lake {}", project.lake_dir().display());
+        bail!(
+            "{name} is not a dataset of the lake {}",
+            project.lake_dir().display()
+        );
     }
     if let Some(source) = project.config.sources.get(name) {
         if !ingest::writer::layout(source).merges() {

@@ -18,7 +18,11 @@ pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
     } else {
         args.tables.clone()
     };
-    let conn = db::open_warehouse(&project.warehouse(), &project.config, project.config.threads())?;
+    let conn = db::open_warehouse(
+        &project.warehouse(),
+        &project.config,
+        project.config.threads(),
+    )?;
     let format = args.format();
     let mut exports = StagedExports::new(
         &project.exports_dir(),
@@ -35,7 +39,10 @@ pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
         }
     }
     for f in &files {
-        println!("exported {}", f.strip_prefix(&project.root).unwrap_or(f).display());
+        println!(
+            "exported {}",
+            f.strip_prefix(&project.root).unwrap_or(f).display()
+        );
     }
     Ok(Outcome::Success)
 }

@@ -49,7 +49,13 @@ pub fn into_lake(
     options: &GenerateOptions,
 ) -> Result<()> {
     let lake_dir = project.lake_dir();
-    let report = generate::generate(dataset, &project.config, &lake_dir, options, &project.progress())?;
+    let report = generate::generate(
+        dataset,
+        &project.config,
+        &lake_dir,
+        options,
+        &project.progress(),
+    )?;
     let files = lake::scan_files(&lake_dir, report.dataset)?;
     let secs = report.elapsed.as_secs_f64();
     println!(

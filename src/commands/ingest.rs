@@ -7,7 +7,11 @@ use crate::error::Result;
 use crate::ingest::{self, FileReport, FileStatus};
 
 pub fn run(project: &Project, args: &IngestArgs) -> Result<Outcome> {
-    let names = if args.all { Vec::new() } else { args.sources.clone() };
+    let names = if args.all {
+        Vec::new()
+    } else {
+        args.sources.clone()
+    };
     let path = args.path.as_ref().map(|p| project.cwd.join(p));
     let reports = ingest_sources(project, &names, path.as_deref())?;
     outcome(&reports)
@@ -19,7 +23,11 @@ pub fn ingest_sources(
     names: &[String],
     path: Option<&std::path::Path>,
 ) -> Result<Vec<FileReport>> {
-    let conn = db::open_warehouse(&project.warehouse(), &project.config, project.config.threads())?;
+    let conn = db::open_warehouse(
+        &project.warehouse(),
+        &project.config,
+        project.config.threads(),
+    )?;
     let env = ingest::Env {
         conn: &conn,
         config: &project.config,
@@ -56,7 +64,12 @@ pub fn outcome(reports: &[FileReport]) -> Result<Outcome> {
 }
 
 fn print_summary(reports: &[FileReport]) {
-    let width = reports.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
+    let width = reports
+        .iter()
+        .map(|r| r.file.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
         "{:<width$}  {:<20} {:>12} {:>12} {:>12} {:>9}  status",
         "file", "source", "rows in", "loaded", "quarantined", "replaced"
@@ -74,7 +87,10 @@ fn print_summary(reports: &[FileReport]) {
         );
     }
     let sum = |f: fn(&FileReport) -> u64| reports.iter().map(f).sum::<u64>();
-    let skipped = reports.iter().filter(|r| r.status == FileStatus::Skipped).count();
+    let skipped = reports
+        .iter()
+        .filter(|r| r.status == FileStatus::Skipped)
+        .count();
     println!(
         "{} files: {} rows in, {} loaded, {} quarantined, {} skipped (unchanged)",
         reports.len(),

@@ -144,4 +144,3 @@ fn relative_to(path: &Path, root: &Path) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|_| path.to_path_buf())
 }
-

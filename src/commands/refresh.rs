@@ -36,7 +36,11 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
             "Ingesting sources with an empty lake first: {}",
             empty_sources.join(", ")
         );
-        outcome = ingest_command::outcome(&ingest_command::ingest_sources(project, &empty_sources, None)?)?;
+        outcome = ingest_command::outcome(&ingest_command::ingest_sources(
+            project,
+            &empty_sources,
+            None,
+        )?)?;
     }
 
     // Readers together, writers alone: no generate or ingest publishes mid-refresh.
@@ -104,10 +108,14 @@ fn bootstrap_default_dataset(project: &Project) -> Result<()> {
         return Ok(());
     }
     let kind = generate::kind(name).map_err(|e| {
-        e.context(format!("refresh.default_dataset `{name}` is not a dataset micro-wh can generate"))
+        e.context(format!(
+            "refresh.default_dataset `{name}` is not a dataset micro-wh can generate"
+        ))
     })?;
     let options = GenerateOptions::default();
-    if let Generator::Lake(dataset) = (kind.build)(project.config.generate.get(kind.name), &options)? {
+    if let Generator::Lake(dataset) =
+        (kind.build)(project.config.generate.get(kind.name), &options)?
+    {
         eprintln!(
             "The lake at {} is empty: generating the default dataset first (micro-wh generate {name}).",
             lake::dataset_dir(&project.config.paths.lake_dir, name).display()
@@ -139,9 +147,10 @@ fn generate_source_files(project: &Project, name: &str) -> Result<()> {
     let Ok(kind) = generate::kind(name) else {
         return Ok(());
     };
-    if let Generator::Files(files) =
-        (kind.build)(project.config.generate.get(kind.name), &GenerateOptions::default())?
-    {
+    if let Generator::Files(files) = (kind.build)(
+        project.config.generate.get(kind.name),
+        &GenerateOptions::default(),
+    )? {
         eprintln!(
             "{} holds no file: generating them first (micro-wh generate {}).",
             source.path.display(),

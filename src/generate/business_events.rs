@@ -89,8 +89,14 @@ impl Default for BusinessEventsConfig {
 impl BusinessEventsConfig {
     fn validate(&self) -> Result<()> {
         parse_time(&self.start).context("generate.business_events.start")?;
-        anyhow::ensure!(self.files >= 1, "generate.business_events.files: must be at least 1");
-        anyhow::ensure!(self.days >= 1, "generate.business_events.days: must be at least 1");
+        anyhow::ensure!(
+            self.files >= 1,
+            "generate.business_events.files: must be at least 1"
+        );
+        anyhow::ensure!(
+            self.days >= 1,
+            "generate.business_events.days: must be at least 1"
+        );
         for (key, share) in [
             ("duplicate_share", self.duplicate_share),
             ("late_update_share", self.late_update_share),
@@ -141,13 +147,15 @@ impl FileGenerator for BusinessEvents {
         let mut files = Vec::new();
         let mut written = 0u64;
         for k in 0..u64::from(c.files) {
-            let lines = c.rows / u64::from(c.files)
-                + u64::from(k < c.rows % u64::from(c.files));
+            let lines = c.rows / u64::from(c.files) + u64::from(k < c.rows % u64::from(c.files));
             let path = out_dir.join(format!("business-events-{run}-{k:03}.ndjson"));
             let file = std::fs::File::create(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = BufWriter::new(file);
-            let (from, to) = (start + window * k as i64, start + window * (k as i64 + 1) - 1);
+            let (from, to) = (
+                start + window * k as i64,
+                start + window * (k as i64 + 1) - 1,
+            );
             let mut this_file: Vec<Event> = Vec::new();
             for _ in 0..lines {
                 let draw: f64 = rng.random();
@@ -165,7 +173,9 @@ impl FileGenerator for BusinessEvents {
                     let mut bytes = [0u8; 16];
                     rng.fill(&mut bytes);
                     Event {
-                        id: uuid::Builder::from_random_bytes(bytes).into_uuid().to_string(),
+                        id: uuid::Builder::from_random_bytes(bytes)
+                            .into_uuid()
+                            .to_string(),
                         seconds: rng.random_range(from..=to),
                         domain,
                         event_type,

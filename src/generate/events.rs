@@ -65,9 +65,18 @@ impl EventsConfig {
         anyhow::ensure!(self.rows >= 1, "generate.events.rows: must be at least 1");
         let start = parse_time(&self.start).context("generate.events.start")?;
         let end = parse_time(&self.end).context("generate.events.end")?;
-        anyhow::ensure!(end >= start, "generate.events.end: {end} is before start {start}");
-        anyhow::ensure!(self.max_user_id >= 1, "generate.events.max_user_id: must be at least 1");
-        anyhow::ensure!(self.max_team_id >= 1, "generate.events.max_team_id: must be at least 1");
+        anyhow::ensure!(
+            end >= start,
+            "generate.events.end: {end} is before start {start}"
+        );
+        anyhow::ensure!(
+            self.max_user_id >= 1,
+            "generate.events.max_user_id: must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_team_id >= 1,
+            "generate.events.max_team_id: must be at least 1"
+        );
         Ok(())
     }
 }

@@ -75,15 +75,12 @@ pub struct FilesReport {
 
 pub fn kind(name: &str) -> Result<&'static Kind> {
     let normalized = name.replace('-', "_");
-    KINDS
-        .iter()
-        .find(|k| k.name == normalized)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "`{name}` is not a dataset micro-wh can generate (known: {})",
-                names().join(", ")
-            )
-        })
+    KINDS.iter().find(|k| k.name == normalized).ok_or_else(|| {
+        anyhow::anyhow!(
+            "`{name}` is not a dataset micro-wh can generate (known: {})",
+            names().join(", ")
+        )
+    })
 }
 
 pub fn names() -> Vec<String> {
@@ -98,8 +95,9 @@ pub fn section<T: serde::de::DeserializeOwned + Default>(
 ) -> Result<T> {
     match value {
         None | Some(serde_yaml::Value::Null) => Ok(T::default()),
-        Some(v) => serde_yaml::from_value(v.clone())
-            .map_err(|e| anyhow::anyhow!("generate.{name}: {e}")),
+        Some(v) => {
+            serde_yaml::from_value(v.clone()).map_err(|e| anyhow::anyhow!("generate.{name}: {e}"))
+        }
     }
 }
 
@@ -171,9 +169,17 @@ pub fn generate(
     let started = Instant::now();
     let threads = config.threads();
     let run_id = crate::lake::run_id();
-    let staged = StagedWrite::begin(lake_dir, dataset.name(), &run_id, config.lake.lock_timeout())?;
+    let staged = StagedWrite::begin(
+        lake_dir,
+        dataset.name(),
+        &run_id,
+        config.lake.lock_timeout(),
+    )?;
 
-    let bar = progress.rows_bar(dataset.total_rows(), &format!("generate {}", dataset.name()));
+    let bar = progress.rows_bar(
+        dataset.total_rows(),
+        &format!("generate {}", dataset.name()),
+    );
     let conn = db::open_in_memory(config, threads)?;
     // Row order inside a partition means nothing here, so DuckDB's threads need not
     // coordinate to keep it.

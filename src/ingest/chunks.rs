@@ -58,7 +58,12 @@ pub struct Rows {
 impl Rows {
     /// A row of text values in column order; `raw` is the record as read, when there is one
     /// (without it, a quarantined row's text is rebuilt from its values).
-    pub fn push<S: AsRef<str>>(&mut self, line: u64, raw: Option<&str>, fields: &[Option<S>]) -> Result<()> {
+    pub fn push<S: AsRef<str>>(
+        &mut self,
+        line: u64,
+        raw: Option<&str>,
+        fields: &[Option<S>],
+    ) -> Result<()> {
         debug_assert_eq!(self.shape, Shape::Columns);
         self.rows_in += 1;
         self.lines.append_value(line as i64);
@@ -101,8 +106,13 @@ impl Rows {
         if self.lines.len() == 0 {
             return Ok(());
         }
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.lines.finish()), Arc::new(self.raw.finish())];
-        arrays.extend(self.values.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        let mut arrays: Vec<ArrayRef> =
+            vec![Arc::new(self.lines.finish()), Arc::new(self.raw.finish())];
+        arrays.extend(
+            self.values
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
         self.tx
             .send(Msg::Rows(batch))
@@ -181,12 +191,20 @@ where
         Field::new("_raw", DataType::Utf8, true),
     ];
     if shape == Shape::Columns {
-        fields.extend(columns.iter().map(|c| Field::new(c.name.clone(), DataType::Utf8, true)));
+        fields.extend(
+            columns
+                .iter()
+                .map(|c| Field::new(c.name.clone(), DataType::Utf8, true)),
+        );
     }
     let schema = Arc::new(Schema::new(fields));
     let chunk_rows = job.source.chunk_rows;
     let (tx, rx) = sync_channel(IN_FLIGHT);
-    let text_columns = if shape == Shape::Columns { columns.len() } else { 0 };
+    let text_columns = if shape == Shape::Columns {
+        columns.len()
+    } else {
+        0
+    };
     let rows = Rows {
         shape,
         schema,
@@ -225,7 +243,11 @@ fn consume(job: &LoadJob<'_>, columns: &[Column], shape: Shape, rx: Receiver<Msg
     let conn = job.conn;
     let mut chunk_defs = vec!["_line BIGINT".to_owned(), "_raw VARCHAR".to_owned()];
     if shape == Shape::Columns {
-        chunk_defs.extend(columns.iter().map(|c| format!("{} VARCHAR", ident(&c.name))));
+        chunk_defs.extend(
+            columns
+                .iter()
+                .map(|c| format!("{} VARCHAR", ident(&c.name))),
+        );
     }
     db::execute(
         conn,

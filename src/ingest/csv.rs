@@ -60,7 +60,8 @@ impl Format for Csv {
         } else {
             "CAST(NULL AS BIGINT)"
         };
-        let relation = format!("(SELECT {line} AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})");
+        let relation =
+            format!("(SELECT {line} AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})");
         let mut list: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
         if job.ordered {
             list.push("_line".into());
@@ -131,14 +132,18 @@ fn read_csv(
     let nulls = match &source.null_values {
         Some(tokens) => format!(
             ", nullstr = ['', {}]",
-            tokens.iter().map(|t| literal(t)).collect::<Vec<_>>().join(", ")
+            tokens
+                .iter()
+                .map(|t| literal(t))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         None => String::new(),
     };
     let rejects = match rejects {
-        Some((table, scan)) => format!(
-            ", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'"
-        ),
+        Some((table, scan)) => {
+            format!(", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'")
+        }
         None => ", ignore_errors = true".to_owned(),
     };
     format!(
@@ -173,8 +178,9 @@ fn quarantine_constraint_failures(
         &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
     )?;
     let reader = read_csv(job, columns, job.source, Some((rejects, scans)));
-    let relation =
-        format!("(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})");
+    let relation = format!(
+        "(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})"
+    );
     let checked = checked_select(&relation, columns, &job.source.checks, false, None);
     db::execute(conn, "SET preserve_insertion_order = true")?;
     let failures: Result<BTreeMap<u64, String>> = (|| {
@@ -189,7 +195,9 @@ fn quarantine_constraint_failures(
             ),
         )?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))?
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })?
             .collect::<std::result::Result<_, _>>()?;
         Ok(rows)
     })();

@@ -55,10 +55,17 @@ impl Format for Json {
 impl Json {
     /// DuckDB's JSON sniffing; nested types become JSON.
     fn infer(&self, job: &LoadJob<'_>) -> Result<Vec<Column>> {
-        let format = if self.array { "array" } else { "newline_delimited" };
+        let format = if self.array {
+            "array"
+        } else {
+            "newline_delimited"
+        };
         describe(
             job.conn,
-            &format!("read_json({}, format = '{format}', ignore_errors = true)", path_literal(job.file)),
+            &format!(
+                "read_json({}, format = '{format}', ignore_errors = true)",
+                path_literal(job.file)
+            ),
             job.file,
         )
     }
@@ -69,7 +76,6 @@ impl Json {
 fn read_lines(reader: impl BufRead, rows: &mut Rows) -> Result<()> {
     chunks::each_line(reader, rows, |rows, line, text| rows.push_json(line, text))
 }
-
 
 /// Streams the elements of a top-level array; a malformed element ends the array there and is
 /// quarantined, the elements before it load.
@@ -124,7 +130,10 @@ impl<'de> Visitor<'de> for &mut Elements<'_> {
                 Err(e) => {
                     self.index += 1;
                     self.truncated = true;
-                    if let Err(e) = self.rows.reject(self.index, "", &format!("invalid JSON: {e}")) {
+                    if let Err(e) = self
+                        .rows
+                        .reject(self.index, "", &format!("invalid JSON: {e}"))
+                    {
                         self.failure = Some(e);
                     }
                     return Err(e);

@@ -16,7 +16,8 @@ pub struct Log;
 
 fn compile(source: &SourceConfig) -> Result<Regex> {
     let pattern = source.pattern.as_deref().unwrap_or_default();
-    let regex = Regex::new(pattern).with_context(|| format!("pattern: `{pattern}` is not a valid regex"))?;
+    let regex = Regex::new(pattern)
+        .with_context(|| format!("pattern: `{pattern}` is not a valid regex"))?;
     if regex.capture_names().flatten().next().is_none() {
         bail!("pattern: `{pattern}` has no named group such as (?P<level>\\w+)");
     }
@@ -34,7 +35,10 @@ impl Format for Log {
             let groups: Vec<&str> = regex.capture_names().flatten().collect();
             for (name, _) in columns {
                 if !groups.contains(&name.as_str()) {
-                    bail!("columns.{name}: the pattern has no group named `{name}` (groups: {})", groups.join(", "));
+                    bail!(
+                        "columns.{name}: the pattern has no group named `{name}` (groups: {})",
+                        groups.join(", ")
+                    );
                 }
             }
         }
@@ -58,14 +62,18 @@ impl Format for Log {
         let reader = BufReader::with_capacity(1 << 20, file);
         chunks::load(job, columns, Shape::Columns, move |rows| {
             let groups: Vec<&str> = regex.capture_names().flatten().collect();
-            chunks::each_line(reader, rows, |rows, line, text| match regex.captures(text) {
-                Some(caps) => {
-                    let fields: Vec<Option<&str>> =
-                        groups.iter().map(|g| caps.name(g).map(|m| m.as_str())).collect();
-                    rows.push(line, Some(text), &fields)
+            chunks::each_line(reader, rows, |rows, line, text| {
+                match regex.captures(text) {
+                    Some(caps) => {
+                        let fields: Vec<Option<&str>> = groups
+                            .iter()
+                            .map(|g| caps.name(g).map(|m| m.as_str()))
+                            .collect();
+                        rows.push(line, Some(text), &fields)
+                    }
+                    // Blank lines too: a line is a row, and it does not match.
+                    None => rows.reject(line, text, "no match for pattern"),
                 }
-                // Blank lines too: a line is a row, and it does not match.
-                None => rows.reject(line, text, "no match for pattern"),
             })
         })
     }

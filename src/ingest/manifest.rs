@@ -63,7 +63,9 @@ pub fn current(conn: &Connection, source: &str, file: &str) -> Result<Option<(u6
          ORDER BY ingest_id DESC LIMIT 1"
     ))?;
     let mut rows = stmt
-        .query_map(params![source, file], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .query_map(params![source, file], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })
         .context("cannot read the ingest manifest")?;
     Ok(rows.next().transpose()?)
 }

@@ -183,8 +183,8 @@ pub fn ingest(env: &Env<'_>, names: &[String], path: Option<&Path>) -> Result<Ve
             None => None,
         };
         let configured = env.root.join(&source.path);
-        let files = discover(path.unwrap_or(&configured))
-            .with_context(|| format!("source `{name}`"))?;
+        let files =
+            discover(path.unwrap_or(&configured)).with_context(|| format!("source `{name}`"))?;
         plans.push((name.as_str(), *source, format, columns, files));
     }
 
@@ -287,7 +287,12 @@ fn select_sources<'c>(
             config.sources.get_key_value(n).ok_or_else(|| {
                 anyhow::anyhow!(
                     "source `{n}` is not declared (declared: {})",
-                    config.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                    config
+                        .sources
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
         })
@@ -297,7 +302,11 @@ fn select_sources<'c>(
 fn unknown_format(name: &str, format: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "sources.{name}.format: unknown format `{format}` (known: {})",
-        FORMATS.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        FORMATS
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -465,7 +474,9 @@ impl TableJob<'_> {
             .with_context(|| format!("cannot create {}", self.incoming.display()))?;
         db::execute(
             conn,
-            &format!("CREATE OR REPLACE TABLE {QUARANTINE} (line BIGINT, raw VARCHAR, reason VARCHAR)"),
+            &format!(
+                "CREATE OR REPLACE TABLE {QUARANTINE} (line BIGINT, raw VARCHAR, reason VARCHAR)"
+            ),
         )?;
         let layout = writer::layout(self.source);
         let job = LoadJob {
@@ -485,7 +496,12 @@ impl TableJob<'_> {
             .with_context(|| format!("{} ({})", self.file.rel, self.format.name()))?;
         for part in self.source.partition_by.0.iter().map(|p| &p.0) {
             let is_column = loaded.columns.iter().any(|c| &c.name == part);
-            let is_expression = self.source.partition_by.0.iter().any(|(n, e)| n == part && *e != ident(n));
+            let is_expression = self
+                .source
+                .partition_by
+                .0
+                .iter()
+                .any(|(n, e)| n == part && *e != ident(n));
             anyhow::ensure!(
                 is_column || is_expression,
                 "partition_by: `{part}` is not a column of {}",

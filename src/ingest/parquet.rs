@@ -15,7 +15,8 @@ impl Format for Parquet {
 
     fn load(&self, job: &LoadJob<'_>) -> Result<Loaded> {
         let file = path_literal(job.file);
-        let scan = format!("read_parquet({file}, file_row_number = true, hive_partitioning = false)");
+        let scan =
+            format!("read_parquet({file}, file_row_number = true, hive_partitioning = false)");
         let columns = match job.columns {
             Some(c) => c.to_vec(),
             None => describe(
@@ -25,17 +26,29 @@ impl Format for Parquet {
             )?,
         };
         let cast = job.columns.is_some();
-        let rows_in: i64 = db::query_one(job.conn, &format!("SELECT count(*) FROM read_parquet({file}, hive_partitioning = false)"))?;
+        let rows_in: i64 = db::query_one(
+            job.conn,
+            &format!("SELECT count(*) FROM read_parquet({file}, hive_partitioning = false)"),
+        )?;
         let relation = |raw: &str| {
             format!("(SELECT file_row_number + 1 AS _line, {raw} AS _raw, * FROM {scan} t)")
         };
-        let checked = checked_select(&relation("CAST(NULL AS VARCHAR)"), &columns, &job.source.checks, cast, None);
+        let checked = checked_select(
+            &relation("CAST(NULL AS VARCHAR)"),
+            &columns,
+            &job.source.checks,
+            cast,
+            None,
+        );
         let mut list: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
         if job.ordered {
             list.push("_line".into());
         }
         let loaded = job.write_incoming(
-            &format!("SELECT {} FROM ({checked}) WHERE _reason IS NULL", list.join(", ")),
+            &format!(
+                "SELECT {} FROM ({checked}) WHERE _reason IS NULL",
+                list.join(", ")
+            ),
             0,
         )?;
         if cast || has_constraints(&columns, &job.source.checks) {

@@ -18,11 +18,16 @@ use crate::error::Result;
 pub struct Sqlite;
 
 fn open(file: &Path) -> Result<Sqlite3> {
-    let db = Sqlite3::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("cannot open {} as a SQLite database", file.display()))?;
+    let db = Sqlite3::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {} as a SQLite database", file.display()))?;
     // A file that is not a database only fails on the first read.
-    db.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-        .with_context(|| format!("{} is not a SQLite database", file.display()))?;
+    db.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .with_context(|| format!("{} is not a SQLite database", file.display()))?;
     Ok(db)
 }
 
@@ -88,7 +93,11 @@ impl Format for Sqlite {
         };
         for t in wanted {
             if !all.contains(t) {
-                bail!("tables: `{t}` is not a table of {} (tables: {})", file.display(), all.join(", "));
+                bail!(
+                    "tables: `{t}` is not a table of {} (tables: {})",
+                    file.display(),
+                    all.join(", ")
+                );
             }
         }
         Ok(wanted.clone())
@@ -107,7 +116,10 @@ impl Format for Sqlite {
         };
         drop(db);
         let file = job.file.to_owned();
-        let types: Vec<(String, String)> = columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect();
+        let types: Vec<(String, String)> = columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
         chunks::load(job, columns, Shape::Columns, move |rows| {
             // Opened on the reader's thread: a SQLite connection stays on one thread.
             let db = open(&file)?;
@@ -126,15 +138,22 @@ impl Format for Sqlite {
                         ValueRef::Real(f) => {
                             // DuckDB would round 1.5 into a BIGINT; SQLite kept a fraction there.
                             if ty == "BIGINT" && f.fract() != 0.0 {
-                                misfit.get_or_insert_with(|| format!("column {name}: {f} is not a valid BIGINT"));
+                                misfit.get_or_insert_with(|| {
+                                    format!("column {name}: {f} is not a valid BIGINT")
+                                });
                             }
                             set(slot, format_args!("{f}"));
                         }
-                        ValueRef::Text(t) => set(slot, format_args!("{}", String::from_utf8_lossy(t))),
+                        ValueRef::Text(t) => {
+                            set(slot, format_args!("{}", String::from_utf8_lossy(t)))
+                        }
                         ValueRef::Blob(b) => {
                             if ty != "BLOB" {
                                 misfit.get_or_insert_with(|| {
-                                    format!("column {name}: a {}-byte BLOB is not a valid {ty}", b.len())
+                                    format!(
+                                        "column {name}: a {}-byte BLOB is not a valid {ty}",
+                                        b.len()
+                                    )
                                 });
                             }
                             let hex: String = b.iter().map(|x| format!("\\x{x:02X}")).collect();
@@ -147,7 +166,12 @@ impl Format for Sqlite {
                         let raw: serde_json::Map<String, serde_json::Value> = types
                             .iter()
                             .zip(&fields)
-                            .map(|((n, _), v)| (n.clone(), v.clone().map_or(serde_json::Value::Null, Into::into)))
+                            .map(|((n, _), v)| {
+                                (
+                                    n.clone(),
+                                    v.clone().map_or(serde_json::Value::Null, Into::into),
+                                )
+                            })
                             .collect();
                         rows.reject(line, &serde_json::Value::Object(raw).to_string(), &reason)?;
                     }

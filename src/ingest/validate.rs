@@ -33,7 +33,9 @@ pub fn parse_columns(pairs: &[(String, String)], source: &str) -> Result<Vec<Col
         let words: Vec<&str> = spec.split_whitespace().collect();
         let (ty, not_null) = match words.as_slice() {
             [] => bail!("sources.{source}.columns.{name}: missing type"),
-            [rest @ .., n, nn] if n.eq_ignore_ascii_case("not") && nn.eq_ignore_ascii_case("null") => {
+            [rest @ .., n, nn]
+                if n.eq_ignore_ascii_case("not") && nn.eq_ignore_ascii_case("null") =>
+            {
                 (rest.join(" "), true)
             }
             all => (all.join(" "), false),
@@ -96,7 +98,10 @@ pub fn checked_select(
         rules.push(format!(
             "CASE WHEN {} IS NULL THEN {} END",
             ident(&c.name),
-            literal(&format!("column {}: NULL in a NOT NULL column ({} NOT NULL)", c.name, c.ty))
+            literal(&format!(
+                "column {}: NULL in a NOT NULL column ({} NOT NULL)",
+                c.name, c.ty
+            ))
         ));
     }
     for check in checks {
@@ -128,7 +133,11 @@ pub fn checked_select(
 
 /// The columns DuckDB infers for `relation` (a table function call such as `read_csv(…)`),
 /// nested types kept as JSON; errors name `file`.
-pub fn describe(conn: &duckdb::Connection, relation: &str, file: &std::path::Path) -> Result<Vec<Column>> {
+pub fn describe(
+    conn: &duckdb::Connection,
+    relation: &str,
+    file: &std::path::Path,
+) -> Result<Vec<Column>> {
     use anyhow::Context;
     let mut stmt = crate::db::prepare(conn, &format!("DESCRIBE SELECT * FROM {relation}"))?;
     let columns = stmt
@@ -165,7 +174,14 @@ mod tests {
             "s",
         )
         .unwrap();
-        assert_eq!(cols[0], Column { name: "a".into(), ty: "VARCHAR".into(), not_null: true });
+        assert_eq!(
+            cols[0],
+            Column {
+                name: "a".into(),
+                ty: "VARCHAR".into(),
+                not_null: true
+            }
+        );
         assert_eq!(cols[1].ty, "DECIMAL(10, 2)");
         assert!(!cols[1].not_null && cols[2].not_null);
         let err = parse_columns(&[("x".into(), "NOT NULL".into())], "s").unwrap_err();

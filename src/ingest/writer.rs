@@ -80,9 +80,9 @@ impl Target<'_> {
         if self.layout.merges() {
             let (replaced, affected) = self.merge(incoming, rows, &staged.dir, &options)?;
             staged.publish(&|rel: &Path| {
-                let folder = rel.parent().map_or(String::new(), |p| {
-                    p.to_string_lossy().replace('\\', "/")
-                });
+                let folder = rel
+                    .parent()
+                    .map_or(String::new(), |p| p.to_string_lossy().replace('\\', "/"));
                 !affected.contains(&folder)
             })?;
             Ok(replaced)
@@ -101,7 +101,13 @@ impl Target<'_> {
     }
 
     /// The new rows as files of their own; unpartitioned files are moved, not rewritten.
-    fn append(&self, incoming: &Path, prefix: &str, dir: &Path, options: &CopyOptions) -> Result<()> {
+    fn append(
+        &self,
+        incoming: &Path,
+        prefix: &str,
+        dir: &Path,
+        options: &CopyOptions,
+    ) -> Result<()> {
         if self.layout.lake.partitions.is_empty() {
             let mut files: Vec<_> = std::fs::read_dir(incoming)?
                 .map(|e| e.map(|e| e.path()))
@@ -121,7 +127,9 @@ impl Target<'_> {
             self.select_list(false),
             incoming_glob(incoming)
         );
-        self.layout.lake.copy(self.conn, &select, dir, prefix, options)?;
+        self.layout
+            .lake
+            .copy(self.conn, &select, dir, prefix, options)?;
         Ok(())
     }
 
@@ -163,7 +171,11 @@ impl Target<'_> {
             .filter(|c| !lake.partitions.iter().any(|(n, _)| *n == c.name))
             .map(|c| format!("{} {}", ident(&c.name), c.ty))
             .collect();
-        defs.extend(lake.partitions.iter().map(|(n, _)| format!("{} VARCHAR", ident(n))));
+        defs.extend(
+            lake.partitions
+                .iter()
+                .map(|(n, _)| format!("{} VARCHAR", ident(n))),
+        );
         defs.push(format!("{SOURCE_FILE_COLUMN} VARCHAR"));
         defs.push("_line BIGINT".to_owned());
         db::execute(

@@ -11,12 +11,21 @@ use crate::db::{self, ident, path_literal};
 use crate::error::Result;
 
 /// The `COPY` writing `table` to `path`.
-pub fn copy_sql(table: &str, path: &Path, format: ExportFormat, compression: Compression) -> String {
+pub fn copy_sql(
+    table: &str,
+    path: &Path,
+    format: ExportFormat,
+    compression: Compression,
+) -> String {
     let options = match format {
         ExportFormat::Parquet => format!("FORMAT parquet, COMPRESSION {}", compression.as_sql()),
         ExportFormat::Csv => "FORMAT csv, HEADER true".to_owned(),
     };
-    format!("COPY {} TO {} ({options})", ident(table), path_literal(path))
+    format!(
+        "COPY {} TO {} ({options})",
+        ident(table),
+        path_literal(path)
+    )
 }
 
 /// Exports written into a hidden staging folder beside the exports directory; `publish`
@@ -33,20 +42,30 @@ pub struct StagedExports {
 }
 
 impl StagedExports {
-    pub fn new(dir: &Path, compression: Compression, formats: &[ExportFormat]) -> Result<StagedExports> {
+    pub fn new(
+        dir: &Path,
+        compression: Compression,
+        formats: &[ExportFormat],
+    ) -> Result<StagedExports> {
         if dir.exists() && !dir.is_dir() {
             anyhow::bail!("the exports directory {} is not a directory", dir.display());
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = dir
-            .file_name()
-            .map_or_else(|| "exports".to_owned(), |n| n.to_string_lossy().into_owned());
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dir.file_name().map_or_else(
+            || "exports".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
         // The warehouse file is held by one process at a time, so older staging folders
         // are leftovers of killed runs.
         let prefix = format!(".{name}.staging-");
-        for entry in std::fs::read_dir(parent).with_context(|| format!("cannot read {}", parent.display()))? {
+        for entry in std::fs::read_dir(parent)
+            .with_context(|| format!("cannot read {}", parent.display()))?
+        {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
                 std::fs::remove_dir_all(entry.path())

@@ -99,7 +99,9 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
         return Ok(Mode::Full);
     }
     let before: BTreeSet<FileStamp> = {
-        let mut stmt = conn.prepare(&format!("SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
+        ))?;
         let rows = stmt.query_map(params![model.name], |r| {
             Ok(FileStamp {
                 path: r.get(0)?,
@@ -163,7 +165,10 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
         ),
     );
     if let Some(source) = shadow {
-        db::execute(conn, &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)))?;
+        db::execute(
+            conn,
+            &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)),
+        )?;
     }
     result?;
     Ok(())
@@ -171,7 +176,12 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
 
 /// `SELECT <key value> FROM (VALUES …)` over the changed partition values, typed like the
 /// model's key column.
-fn keys_sql(conn: &Connection, model: &Model, spec: &IncrementalSpec, partitions: &[String]) -> Result<String> {
+fn keys_sql(
+    conn: &Connection,
+    model: &Model,
+    spec: &IncrementalSpec,
+    partitions: &[String],
+) -> Result<String> {
     let key_type: String = conn
         .query_row(
             "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
@@ -179,7 +189,10 @@ fn keys_sql(conn: &Connection, model: &Model, spec: &IncrementalSpec, partitions
             |r| r.get(0),
         )
         .with_context(|| format!("model {}: no column `{}` (incremental.key)", model.name, spec.key()))?;
-    let values: Vec<String> = partitions.iter().map(|p| format!("({})", literal(p))).collect();
+    let values: Vec<String> = partitions
+        .iter()
+        .map(|p| format!("({})", literal(p)))
+        .collect();
     let partition = ident(&spec.partition);
     // The partition value is text from a folder name; typed like the key unless an
     // expression says how a partition maps to keys.
@@ -188,7 +201,11 @@ fn keys_sql(conn: &Connection, model: &Model, spec: &IncrementalSpec, partitions
         None => format!("CAST({partition} AS {key_type})"),
     };
     // With an expression, the partition is the folder's text and the expression casts it.
-    let source_type = if spec.key_of_partition.is_some() { "VARCHAR" } else { key_type.as_str() };
+    let source_type = if spec.key_of_partition.is_some() {
+        "VARCHAR"
+    } else {
+        key_type.as_str()
+    };
     Ok(format!(
         "SELECT DISTINCT CAST({expr} AS {key_type}) FROM (SELECT CAST(v AS {source_type}) AS {partition} FROM (VALUES {}) t(v))",
         values.join(", "),
@@ -197,12 +214,18 @@ fn keys_sql(conn: &Connection, model: &Model, spec: &IncrementalSpec, partitions
 
 /// Remembers the files a model was built from, in the caller's transaction.
 pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<()> {
-    conn.execute(&format!("DELETE FROM {STATE} WHERE model = ?"), params![model.name])?;
+    conn.execute(
+        &format!("DELETE FROM {STATE} WHERE model = ?"),
+        params![model.name],
+    )?;
     conn.execute(
         &format!("INSERT INTO {STATE} VALUES (?, ?)"),
         params![model.name, model.checksum],
     )?;
-    conn.execute(&format!("DELETE FROM {FILES} WHERE model = ?"), params![model.name])?;
+    conn.execute(
+        &format!("DELETE FROM {FILES} WHERE model = ?"),
+        params![model.name],
+    )?;
     let mut appender = conn.appender(FILES)?;
     for s in stamps {
         appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
@@ -215,7 +238,11 @@ pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<
 pub type LakeState = BTreeMap<String, Vec<FileStamp>>;
 
 /// The files of `dataset`, listed on first use.
-pub fn files_of<'s>(state: &'s mut LakeState, lake_dir: &Path, dataset: &str) -> Result<&'s [FileStamp]> {
+pub fn files_of<'s>(
+    state: &'s mut LakeState,
+    lake_dir: &Path,
+    dataset: &str,
+) -> Result<&'s [FileStamp]> {
     if !state.contains_key(dataset) {
         state.insert(dataset.to_owned(), stamps(lake_dir, dataset)?);
     }

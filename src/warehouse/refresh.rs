@@ -183,7 +183,10 @@ fn run_steps(
         // whatever happens after the COMMIT.
         db::execute(
             conn,
-            &format!("UPDATE {REFRESH_LOG} SET status = 'committed' WHERE id = {}", report.id),
+            &format!(
+                "UPDATE {REFRESH_LOG} SET status = 'committed' WHERE id = {}",
+                report.id
+            ),
         )?;
         crate::fault::point("refresh-before-commit");
         db::execute(conn, "COMMIT")?;
@@ -208,9 +211,12 @@ fn run_steps(
         let written = (|| -> Result<Vec<PathBuf>> {
             let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?;
             for model in inputs.models.iter().filter(|m| m.is_gold()) {
-                progress::with_query_progress(conn, bar, &format!("export {}", model.name), || {
-                    exports.write(conn, &model.name)
-                })?;
+                progress::with_query_progress(
+                    conn,
+                    bar,
+                    &format!("export {}", model.name),
+                    || exports.write(conn, &model.name),
+                )?;
                 bar.inc(1);
             }
             exports.publish()

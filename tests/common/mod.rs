@@ -39,7 +39,9 @@ impl Project {
     /// Copies `tests/fixtures/<name>` into the project root.
     pub fn fixture(&self, name: &str) {
         copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name),
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
             self.dir.path(),
         );
     }
