@@ -103,11 +103,14 @@ pub enum Command {
     /// read fewer, larger files after this. The rows do not change. Ingested sources without
     /// `key`/`file_name` are refused: their file names record which input each row came from.
     Compact(CompactArgs),
-    /// Apply SQL migrations, rebuild and test every model, record the refresh, export gold.
+    /// Apply SQL migrations, build and test every model, record the refresh, export gold.
     ///
-    /// If the default dataset's lake is empty (a fresh clone), it is generated first.
-    /// A failing data test fails the refresh and leaves the previous tables and exports as
-    /// they were.
+    /// Incremental models rebuild only the rows of lake partitions whose files changed since
+    /// the last refresh (--full rebuilds them whole); each model's mode is printed and logged.
+    /// If the default dataset's lake is empty (a fresh clone), it is generated first, and
+    /// declared sources with an empty lake are ingested. A failing data test fails the
+    /// refresh (exit 4) and leaves the previous tables and exports as they were; the exports
+    /// replace the previous ones all at once.
     Refresh(RefreshArgs),
     /// Show the lake (partitions, files, rows, bytes), applied SQL files and recent refreshes.
     Status,
