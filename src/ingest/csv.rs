@@ -13,7 +13,6 @@ use duckdb::params;
 
 use super::validate::{checked_select, describe, has_constraints, Column};
 use super::{Format, LoadJob, Loaded, QUARANTINE};
-use crate::config::SourceConfig;
 use crate::db::{self, ident, literal, path_literal};
 use crate::error::Result;
 
@@ -48,7 +47,7 @@ impl Format for Csv {
             conn,
             &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
         )?;
-        let reader = read_csv(job, &columns, job.source, Some((rejects, scans)));
+        let reader = read_csv(job, &columns, (rejects, scans));
         let constrained = has_constraints(&columns, &job.source.checks);
         // File order is only kept where a row's position matters (`_line` for keys).
         db::execute(
@@ -118,18 +117,13 @@ impl Format for Csv {
 
 /// `read_csv(...)` with the source's columns and NULL tokens; bad lines go to the
 /// `rejects` tables.
-fn read_csv(
-    job: &LoadJob<'_>,
-    columns: &[Column],
-    source: &SourceConfig,
-    rejects: Option<(&str, &str)>,
-) -> String {
+fn read_csv(job: &LoadJob<'_>, columns: &[Column], rejects: (&str, &str)) -> String {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| format!("{}: {}", literal(&c.name), literal(&c.ty)))
         .collect();
     // The empty field is always NULL; `null_values` adds tokens such as NA.
-    let nulls = match &source.null_values {
+    let nulls = match &job.source.null_values {
         Some(tokens) => format!(
             ", nullstr = ['', {}]",
             tokens
@@ -140,12 +134,9 @@ fn read_csv(
         ),
         None => String::new(),
     };
-    let rejects = match rejects {
-        Some((table, scan)) => {
-            format!(", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'")
-        }
-        None => ", ignore_errors = true".to_owned(),
-    };
+    let (table, scan) = rejects;
+    let rejects =
+        format!(", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'");
     format!(
         "read_csv({}, header = true, columns = {{{}}}, strict_mode = true, null_padding = false{nulls}{rejects})",
         path_literal(job.file),
@@ -177,7 +168,7 @@ fn quarantine_constraint_failures(
         conn,
         &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
     )?;
-    let reader = read_csv(job, columns, job.source, Some((rejects, scans)));
+    let reader = read_csv(job, columns, (rejects, scans));
     let relation = format!(
         "(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})"
     );

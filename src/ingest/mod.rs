@@ -263,7 +263,7 @@ pub fn ingest(env: &Env<'_>, names: &[String], path: Option<&Path>) -> Result<Ve
             bar.inc(size);
         }
         for dataset in datasets {
-            create_bronze_view(env, name, source, &dataset, columns.as_deref())?;
+            create_bronze_view(env, source, &dataset, columns.as_deref())?;
         }
     }
     bar.finish_and_clear();
@@ -540,7 +540,6 @@ pub fn bronze_view_name(dataset: &str) -> String {
 /// DuckDB CLI resolves it from there as micro-wh does.
 fn create_bronze_view(
     env: &Env<'_>,
-    name: &str,
     source: &SourceConfig,
     dataset: &str,
     declared: Option<&[Column]>,
@@ -571,7 +570,6 @@ fn create_bronze_view(
             hive_types.join(", ")
         )
     };
-    let _ = name;
     db::execute(
         env.conn,
         &format!(
