@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod refresh;
 pub mod sql;
 pub mod status;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Compact(args) => compact::run(&project, &args),
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
+        Command::Telemetry(args) => telemetry::run(&project, &args),
     }
 }
 
