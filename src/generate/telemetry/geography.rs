@@ -5,6 +5,9 @@
 //! thousands of them; 20 million devices need a few tens of millions of tests. So each state
 //! carries a grid over its bounding box whose cells are known to be wholly inside, wholly
 //! outside, or crossed by the border: only points in border cells pay for the exact test.
+//! The grid's rows are even in sin(latitude), so every cell covers the same area of the
+//! sphere, and a uniform point of the state is a uniform cell among those not outside, a
+//! uniform point in it, kept if inside: few draws are wasted.
 
 use anyhow::{anyhow, bail, Context};
 use geo::{BoundingRect, ChamberlainDuquetteArea, Contains, LinesIter, MultiPolygon, Point, Rect};
@@ -36,14 +39,18 @@ pub struct State {
     /// Land area in square metres.
     pub area_m2: f64,
     bbox: Rect<f64>,
+    /// sin(latitude) of the bounding box's south and north edges.
+    z: (f64, f64),
     cells: Vec<Cell>,
+    /// The cells not wholly outside.
+    candidates: Vec<u32>,
 }
 
 impl State {
     fn cell_of(&self, lon: f64, lat: f64) -> Option<usize> {
         let (min, max) = (self.bbox.min(), self.bbox.max());
         let fx = (lon - min.x) / (max.x - min.x);
-        let fy = (lat - min.y) / (max.y - min.y);
+        let fy = (lat.to_radians().sin() - self.z.0) / (self.z.1 - self.z.0);
         if !(0.0..=1.0).contains(&fx) || !(0.0..=1.0).contains(&fy) {
             return None;
         }
@@ -62,19 +69,30 @@ impl State {
         }
     }
 
-    /// A point uniform over the state's area (rounded to 1e-6 degrees, about 10 cm, then
-    /// tested, so the rounded point is the one inside): longitude uniform, latitude uniform
-    /// in sin(latitude), which is uniform area on the sphere, rejected when outside.
+    /// A point uniform over the state's area, rounded to 1e-6 degrees (about 10 cm) and
+    /// then tested, so the rounded point is the one inside.
     pub fn sample<R: Rng>(&self, rng: &mut R) -> (f64, f64) {
-        let (min, max) = (self.bbox.min(), self.bbox.max());
-        let (z0, z1) = (min.y.to_radians().sin(), max.y.to_radians().sin());
+        let min = self.bbox.min();
+        let (w, h) = self.cell_size();
         loop {
-            let lon = round6(rng.random_range(min.x..max.x));
-            let lat = round6(rng.random_range(z0..z1).asin().to_degrees());
+            let cell = self.candidates[rng.random_range(0..self.candidates.len())] as usize;
+            let (x, y) = ((cell % GRID) as f64, (cell / GRID) as f64);
+            let lon = round6(min.x + (x + rng.random::<f64>()) * w);
+            let z = self.z.0 + (y + rng.random::<f64>()) * h;
+            let lat = round6(z.clamp(-1.0, 1.0).asin().to_degrees());
             if self.contains(lon, lat) {
                 return (lon, lat);
             }
         }
+    }
+
+    /// A cell's width in degrees of longitude and height in sin(latitude).
+    fn cell_size(&self) -> (f64, f64) {
+        let (min, max) = (self.bbox.min(), self.bbox.max());
+        (
+            (max.x - min.x) / GRID as f64,
+            (self.z.1 - self.z.0) / GRID as f64,
+        )
     }
 
     fn index(
@@ -86,6 +104,7 @@ impl State {
         let bbox = shape
             .bounding_rect()
             .ok_or_else(|| anyhow!("state {postal} has an empty geometry"))?;
+        let sin = |lat: f64| lat.to_radians().sin();
         let mut state = State {
             area_m2: shape.chamberlain_duquette_unsigned_area(),
             name,
@@ -93,18 +112,22 @@ impl State {
             region,
             shape,
             bbox,
+            z: (sin(bbox.min().y), sin(bbox.max().y)),
             cells: vec![Cell::Outside; GRID * GRID],
+            candidates: Vec::new(),
         };
-        // Every cell an edge's bounding box touches may be crossed by the border.
-        let (min, max) = (bbox.min(), bbox.max());
-        let (w, h) = ((max.x - min.x) / GRID as f64, (max.y - min.y) / GRID as f64);
+        // Every cell an edge's bounding box touches may be crossed by the border (an edge
+        // stays within its latitudes, so within their sines).
+        let min = bbox.min();
+        let (w, h) = state.cell_size();
+        let z0 = state.z.0;
         let to_cell = |v: f64, lo: f64, size: f64| {
             (((v - lo) / size).floor().max(0.0) as usize).min(GRID - 1)
         };
         for line in state.shape.lines_iter() {
             let (x0, x1) = (line.start.x.min(line.end.x), line.start.x.max(line.end.x));
             let (y0, y1) = (line.start.y.min(line.end.y), line.start.y.max(line.end.y));
-            for y in to_cell(y0, min.y, h)..=to_cell(y1, min.y, h) {
+            for y in to_cell(sin(y0), z0, h)..=to_cell(sin(y1), z0, h) {
                 for x in to_cell(x0, min.x, w)..=to_cell(x1, min.x, w) {
                     state.cells[y * GRID + x] = Cell::Border;
                 }
@@ -119,7 +142,8 @@ impl State {
                     x += 1;
                     continue;
                 }
-                let centre = Point::new(min.x + (x as f64 + 0.5) * w, min.y + (y as f64 + 0.5) * h);
+                let lat = (z0 + (y as f64 + 0.5) * h).asin().to_degrees();
+                let centre = Point::new(min.x + (x as f64 + 0.5) * w, lat);
                 let class = if state.shape.contains(&centre) {
                     Cell::Inside
                 } else {
@@ -131,6 +155,10 @@ impl State {
                 }
             }
         }
+        state.candidates = (0..GRID * GRID)
+            .filter(|&c| state.cells[c] != Cell::Outside)
+            .map(|c| c as u32)
+            .collect();
         Ok(state)
     }
 }
