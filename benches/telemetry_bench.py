@@ -24,35 +24,24 @@ its own process (wall seconds, peak RSS from wait4). It prints figures; it asser
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release", "micro-wh")
+import ingest_bench  # the same process timing (wall seconds, peak RSS from wait4)
+
+ROOT = ingest_bench.ROOT
+BIN = ingest_bench.BIN
 
 
 def run(cmd, cwd):
     """Runs cmd; returns (seconds, peak RSS MiB)."""
-    with tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            err.seek(0)
-            sys.exit(f"{' '.join(cmd)} failed ({code}):\n{err.read().decode(errors='replace')[-3000:]}")
-        return seconds, usage.ru_maxrss / 1024
+    seconds, rss, _ = ingest_bench.run(cmd, cwd)
+    return seconds, rss
 
 
 def sql(script, cwd):
-    path = os.path.join(cwd, "reference.sql")
-    with open(path, "w") as f:
-        f.write(script)
-    return run([BIN, "sql", "--in-memory", "-f", path], cwd)
+    """Runs a SQL script on micro-wh's DuckDB engine, in memory; returns (seconds, peak RSS MiB)."""
+    seconds, rss, _ = ingest_bench.sql(script, cwd)
+    return seconds, rss
 
 
 def project(work, name, devices):

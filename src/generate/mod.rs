@@ -31,8 +31,11 @@ pub trait Dataset: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Columns, partition columns included.
     fn schema(&self) -> SchemaRef;
-    /// Hive partition columns (they become directories, not file columns).
-    fn partition_by(&self) -> &'static [&'static str];
+    /// Hive partition columns (they become directories, not file columns); none for rows
+    /// written to one file.
+    fn partition_by(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn total_rows(&self) -> u64;
     /// Work units in the order the lake should receive them; each at most `max_unit_rows`.
     fn plan(&self, max_unit_rows: usize) -> Vec<Unit>;

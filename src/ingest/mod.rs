@@ -84,11 +84,33 @@ pub struct LoadJob<'a> {
     /// Rows buffered before a Parquet file is written.
     pub max_rows_per_write: u64,
     pub bar: &'a ProgressBar,
+    /// When rows are appended as files of their own under declared columns, the load writes
+    /// them straight into the lake layout (one pass over the rows instead of two).
+    pub laid_out: Option<LaidOut<'a>>,
+}
+
+/// The lake layout an appending load writes its incoming rows in.
+pub struct LaidOut<'a> {
+    pub layout: &'a crate::lake::Layout,
+    pub columns: &'a [Column],
+    /// Lake file names of this source file start with it.
+    pub prefix: String,
+    pub options: crate::lake::CopyOptions,
 }
 
 impl LoadJob<'_> {
     /// Writes a query's valid rows into the incoming folder as one more Parquet file.
     pub fn write_incoming(&self, select: &str, part: usize) -> Result<u64> {
+        if let Some(l) = &self.laid_out {
+            let select = format!(
+                "SELECT {} FROM ({select})",
+                writer::select_list(l.columns, &l.layout.partitions, false)
+            );
+            let prefix = format!("{}_{part:05}", l.prefix);
+            return l
+                .layout
+                .copy(self.conn, &select, self.incoming, &prefix, &l.options);
+        }
         let path = self.incoming.join(format!("part_{part:05}.parquet"));
         let n: i64 = db::query_one(
             self.conn,
@@ -479,6 +501,18 @@ impl TableJob<'_> {
             ),
         )?;
         let layout = writer::layout(self.source);
+        let laid_out = (!layout.merges() && !layout.lake.partitions.is_empty())
+            .then_some(self.columns)
+            .flatten()
+            .map(|columns| LaidOut {
+                layout: &layout.lake,
+                columns,
+                prefix: writer::file_prefix(self.file.rel),
+                options: crate::lake::CopyOptions {
+                    compression: self.env.config.lake.compression,
+                    row_group_size: self.env.config.lake.row_group_size,
+                },
+            });
         let job = LoadJob {
             conn,
             source: self.source,
@@ -489,6 +523,7 @@ impl TableJob<'_> {
             ordered: layout.merges(),
             max_rows_per_write: self.env.config.lake.max_rows_per_write,
             bar: self.bar,
+            laid_out,
         };
         let loaded = self
             .format

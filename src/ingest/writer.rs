@@ -100,7 +100,8 @@ impl Target<'_> {
         }
     }
 
-    /// The new rows as files of their own; unpartitioned files are moved, not rewritten.
+    /// The new rows as files of their own; unpartitioned files, and files the load already
+    /// laid out in partition folders, are moved, not rewritten.
     fn append(
         &self,
         incoming: &Path,
@@ -108,6 +109,16 @@ impl Target<'_> {
         dir: &Path,
         options: &CopyOptions,
     ) -> Result<()> {
+        let laid_out = std::fs::read_dir(incoming)
+            .with_context(|| format!("cannot read {}", incoming.display()))?
+            .any(|e| e.is_ok_and(|e| e.path().is_dir()));
+        if laid_out {
+            std::fs::remove_dir(dir)
+                .with_context(|| format!("cannot replace {}", dir.display()))?;
+            return std::fs::rename(incoming, dir).with_context(|| {
+                format!("cannot move {} to {}", incoming.display(), dir.display())
+            });
+        }
         if self.layout.lake.partitions.is_empty() {
             let mut files: Vec<_> = std::fs::read_dir(incoming)?
                 .map(|e| e.map(|e| e.path()))
@@ -133,23 +144,12 @@ impl Target<'_> {
         Ok(())
     }
 
-    /// Data columns, then each partition column computed from its expression.
     fn select_list(&self, partitions_as_text: bool) -> String {
-        let parts = &self.layout.lake.partitions;
-        let mut list: Vec<String> = self
-            .columns
-            .iter()
-            .filter(|c| !parts.iter().any(|(n, _)| *n == c.name))
-            .map(|c| ident(&c.name))
-            .collect();
-        for (name, expr) in parts {
-            if partitions_as_text {
-                list.push(format!("CAST({expr} AS VARCHAR) AS {}", ident(name)));
-            } else {
-                list.push(format!("{expr} AS {}", ident(name)));
-            }
-        }
-        list.join(", ")
+        select_list(
+            self.columns,
+            &self.layout.lake.partitions,
+            partitions_as_text,
+        )
     }
 
     /// Rewrites the affected partitions; returns (rows replaced by key, affected folders).
@@ -268,13 +268,34 @@ impl Target<'_> {
     }
 }
 
+/// Data columns, then each partition column computed from its expression.
+pub fn select_list(
+    columns: &[Column],
+    partitions: &[(String, String)],
+    partitions_as_text: bool,
+) -> String {
+    let mut list: Vec<String> = columns
+        .iter()
+        .filter(|c| !partitions.iter().any(|(n, _)| *n == c.name))
+        .map(|c| ident(&c.name))
+        .collect();
+    for (name, expr) in partitions {
+        if partitions_as_text {
+            list.push(format!("CAST({expr} AS VARCHAR) AS {}", ident(name)));
+        } else {
+            list.push(format!("{expr} AS {}", ident(name)));
+        }
+    }
+    list.join(", ")
+}
+
 fn incoming_glob(incoming: &Path) -> String {
     path_literal(&incoming.join("*.parquet"))
 }
 
 /// Lake file names of one source file's rows start with this, so a changed file's earlier
 /// rows can be found and replaced without reading them.
-fn file_prefix(source_file: &str) -> String {
+pub fn file_prefix(source_file: &str) -> String {
     let digest = Sha256::digest(source_file.as_bytes());
     format!("f{:x}", digest)[..17].to_owned()
 }

@@ -213,3 +213,18 @@ pub fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
         }
     }
 }
+
+/// Every file under `root`, as paths relative to it with `/` separators.
+pub fn relative_files(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    walk(root, &mut |f| {
+        files.push(
+            f.strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/"),
+        );
+    });
+    files.sort();
+    files
+}

@@ -236,9 +236,6 @@ impl Dataset for Devices {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-    fn partition_by(&self) -> &'static [&'static str] {
-        &[]
-    }
     fn total_rows(&self) -> u64 {
         self.devices
     }

@@ -250,9 +250,6 @@ impl Dataset for HourSource {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-    fn partition_by(&self) -> &'static [&'static str] {
-        &[]
-    }
     fn total_rows(&self) -> u64 {
         self.metadata.metadata().file_metadata().num_rows() as u64
     }
