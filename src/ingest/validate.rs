@@ -94,7 +94,11 @@ pub fn checked_select(
         format!("nullif(concat_ws('; ', {}), '')", cast_errors.join(", "))
     };
     let mut rules = Vec::new();
+    // The same rules as one predicate: most rows pass, and DuckDB evaluates the reasons'
+    // string building only for the rows that fail it.
+    let mut passes = Vec::new();
     for c in columns.iter().filter(|c| c.not_null) {
+        passes.push(format!("{} IS NOT NULL", ident(&c.name)));
         rules.push(format!(
             "CASE WHEN {} IS NULL THEN {} END",
             ident(&c.name),
@@ -107,6 +111,7 @@ pub fn checked_select(
     for check in checks {
         // SQL CHECK semantics: a predicate that is NULL (a NULL input) passes; NOT NULL is
         // declared on the column.
+        passes.push(format!("({check}) IS NOT FALSE"));
         rules.push(format!(
             "CASE WHEN ({check}) IS FALSE THEN {} END",
             literal(&format!("check failed: {check}"))
@@ -115,7 +120,11 @@ pub fn checked_select(
     let rule_error = if rules.is_empty() {
         "CAST(NULL AS VARCHAR)".to_owned()
     } else {
-        format!("nullif(concat_ws('; ', {}), '')", rules.join(", "))
+        format!(
+            "CASE WHEN {} THEN NULL ELSE nullif(concat_ws('; ', {}), '') END",
+            passes.join(" AND "),
+            rules.join(", ")
+        )
     };
     let names: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
     let mut inner_list = vec!["r._line".to_owned(), "r._raw".to_owned()];
