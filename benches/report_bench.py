@@ -2,7 +2,7 @@
 """micro-wh report on a 10M-event warehouse, against reading the gold tables and the lake, in one run.
 
 Usage (from the project root, after `cargo build --release`):
-    python3 benches/report_bench.py [--rows 10000000] [--runs 5] [--work /tmp/micro-wh-report-bench]
+    python3 benches/report_bench.py [--rows 10000000] [--runs 5] [--work /tmp/micro-wh-report-bench] [--reuse]
 
 It generates an events lake of --rows rows and refreshes the warehouse once, then times, each
 in its own process, --runs times (median wall seconds, peak RSS from wait4):
@@ -13,30 +13,10 @@ It prints the figures, the ratios and the 2 s target; it asserts nothing.
 """
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release", "micro-wh")
-
-
-def run(args, cwd):
-    """Runs micro-wh; returns (seconds, peak RSS MiB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        proc = subprocess.Popen([BIN] + args, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"micro-wh {' '.join(args)} failed:\n{err.read().decode(errors='replace')[-3000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+from bench_util import events_project, require_binary, run
 
 
 def median_of(args, cwd, runs):
@@ -49,17 +29,14 @@ def main():
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "micro-wh-report-bench"))
+    ap.add_argument("--reuse", action="store_true", help="time the warehouse left in --work by an earlier run")
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        sys.exit(f"{BIN} not found: run `cargo build --release` (or set CARGO_TARGET_DIR)")
-    shutil.rmtree(args.work, ignore_errors=True)
-    os.makedirs(args.work)
-    shutil.copytree(os.path.join(ROOT, "sql"), os.path.join(args.work, "sql"))
-    shutil.rmtree(os.path.join(args.work, "sql", "models", "business_events"))
-    with open(os.path.join(args.work, "warehouse.yaml"), "w") as f:
-        f.write(f"generate:\n  events:\n    rows: {args.rows}\n")
-    tg, _, _ = run(["-q", "generate", "events"], args.work)
-    tr, _, _ = run(["-q", "refresh", "--no-export"], args.work)
+    require_binary()
+    tg = tr = float("nan")
+    if not (args.reuse and os.path.exists(os.path.join(args.work, "warehouse.duckdb"))):
+        events_project(args.work, args.rows)
+        tg, _, _ = run(["-q", "generate", "events"], args.work)
+        tr, _, _ = run(["-q", "refresh", "--no-export"], args.work)
     gold = ["gold_weekly_active_teams", "gold_daily_active_users", "gold_event_mix"]
     touch_gold = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in gold)
     t_report, r_report, out = median_of(["report"], args.work, args.runs)

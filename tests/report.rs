@@ -35,14 +35,18 @@ fn demo_project() -> Project {
 /// weather fixture's bad rows are quarantined.
 fn demo_refreshed() -> Project {
     let p = demo_project();
-    let out = p.cmd(&["refresh"]).output().unwrap();
+    exits(&p, &["refresh"], 3);
+    p
+}
+
+fn exits(p: &Project, args: &[&str], code: i32) {
+    let out = p.cmd(args).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(3),
-        "{}",
+        Some(code),
+        "micro-wh {args:?}:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    p
 }
 
 /// Telemetry gold tables as the telemetry models write them (their schema), from the
@@ -97,8 +101,6 @@ fn warehouse_rows(p: &Project, sql: &str) -> Vec<Vec<String>> {
     let mut stmt = conn
         .prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})"))
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let width = stmt.column_count();
-    let _ = width;
     let rows = stmt
         .query_map([], |r| {
             let n = r.as_ref().column_count();
@@ -536,13 +538,7 @@ fn refresh_writes_the_report_when_configured_even_when_tests_fail() {
             1,
         ),
     );
-    let out = p.cmd(&["refresh"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&p, &["refresh"], 4);
     let failing: i64 = p.warehouse_value(
         "SELECT failing_rows FROM refresh_test_results WHERE refresh_id = 2 AND NOT passed",
     );
@@ -555,7 +551,7 @@ fn refresh_writes_the_report_when_configured_even_when_tests_fail() {
         vec![vec![
             "gold_daily_active_users".to_owned(),
             "expression(dau < 5)".into(),
-            common_int(failing),
+            micro_wh::human::int(failing),
             format!("{failing} failing rows")
         ]]
     );
@@ -566,18 +562,6 @@ fn refresh_writes_the_report_when_configured_even_when_tests_fail() {
     );
 }
 
-fn common_int(n: i64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[test]
 fn report_without_a_warehouse_says_to_refresh() {
     let p = Project::new(1_000);
@@ -586,25 +570,12 @@ fn report_without_a_warehouse_says_to_refresh() {
     assert!(!p.path("exports/report.html").exists());
 }
 
-/// Chromium from the system packages (CI installs it); None, loudly, elsewhere.
+/// Chromium from the system packages (CI installs it).
 fn chromium() -> Option<PathBuf> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| {
-            std::env::var_os("PATH")
-                .into_iter()
-                .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-                .map(move |dir| dir.join(name))
-        })
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install Chromium (apt-get install -y chromium) for the report's browser test"
-        );
-        eprintln!("\n*** SKIPPED: no chromium on PATH, the report was not opened in a browser (apt-get install chromium) ***\n");
-    }
-    found
+    common::tool(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "apt-get install chromium; the report is not opened in a browser without it",
+    )
 }
 
 /// Runs headless Chromium on `page` with `args`; returns (stdout, stderr).

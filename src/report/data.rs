@@ -492,11 +492,9 @@ fn telemetry(conn: &Connection, has: &dyn Fn(&str) -> bool) -> Result<Option<Tel
     let regions = if has("gold_region_daily") {
         rows(
             conn,
-            &format!(
-                "SELECT region, devices, measurements, avg_signal_dbm, p95_latency_ms, avg_throughput_mbps
-                 FROM gold_region_daily WHERE date = (SELECT max(date) FROM gold_region_daily)
-                 ORDER BY region"
-            ),
+            "SELECT region, devices, measurements, avg_signal_dbm, p95_latency_ms, avg_throughput_mbps
+             FROM gold_region_daily WHERE date = (SELECT max(date) FROM gold_region_daily)
+             ORDER BY region",
             |r| {
                 Ok(RegionDay {
                     region: r.get(0)?,

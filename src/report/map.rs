@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(states.len(), 49);
         assert!(states.iter().any(|s| s.postal == "DC"));
         for s in states {
-            for number in s.path.split(|c| matches!(c, 'M' | 'L' | 'Z' | ',')) {
+            for number in s.path.split(['M', 'L', 'Z', ',']) {
                 if let Ok(v) = number.parse::<f64>() {
                     assert!((0.0..=WIDTH).contains(&v), "{} has {v}", s.postal);
                 }
