@@ -263,7 +263,7 @@ fn events_section(e: &Events) -> Result<Markup> {
             @if let Some(s) = &e.weekly_active_teams {
                 (figure("chart-weekly-active-teams",
                     &chart::line_chart("Weekly active teams", "teams", std::slice::from_ref(s), TimeAxis::Days)?,
-                    html! { "Teams with at least one event in the week starting on the date (Monday). " (series_summary(s, "teams")) },
+                    html! { "Teams with at least one event in the week starting on the date (Monday); the first and last weeks may be partial. " (series_summary(s, "teams")) },
                     series_table("data-weekly-active-teams", std::slice::from_ref(s), TimeAxis::Days, 0)))
             }
             @if let Some(s) = &e.daily_active_users {
