@@ -43,7 +43,8 @@ def main():
     t_gold, r_gold, _ = median_of(["sql", touch_gold], args.work, args.runs)
     t_lake, r_lake, _ = median_of(["sql", "SELECT count(DISTINCT user_id) FROM bronze_events"], args.work, args.runs)
     size = os.path.getsize(os.path.join(args.work, "exports", "report.html"))
-    print(f"lake {args.rows:,} events (generated in {tg:.1f} s, refreshed in {tr:.1f} s); median of {args.runs} runs")
+    built = "reused from an earlier run" if tg != tg else f"generated in {tg:.1f} s, refreshed in {tr:.1f} s"
+    print(f"lake of {args.rows:,} events ({built}); median of {args.runs} runs")
     print(f"report                 {t_report:7.3f} s {r_report:7.0f} MiB   ({size / 1024:.0f} KiB: {out.strip()})")
     print(f"reference: gold counts {t_gold:7.3f} s {r_gold:7.0f} MiB")
     print(f"reference: lake query  {t_lake:7.3f} s {r_lake:7.0f} MiB")
