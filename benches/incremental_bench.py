@@ -14,29 +14,9 @@ It prints the figures and the ratio incremental / full; it asserts nothing.
 """
 import argparse
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release", "micro-wh")
-
-
-def run(args, cwd):
-    """Runs micro-wh; returns (seconds, peak RSS MiB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        proc = subprocess.Popen([BIN] + args, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"micro-wh {' '.join(args)} failed:\n{err.read().decode(errors='replace')[-3000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+from bench_util import events_project, require_binary, run
 
 
 def main():
@@ -45,14 +25,8 @@ def main():
     ap.add_argument("--day-rows", type=int, default=10_000)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "micro-wh-incr-bench"))
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        sys.exit(f"{BIN} not found: run `cargo build --release` (or set CARGO_TARGET_DIR)")
-    shutil.rmtree(args.work, ignore_errors=True)
-    os.makedirs(args.work)
-    shutil.copytree(os.path.join(ROOT, "sql"), os.path.join(args.work, "sql"))
-    shutil.rmtree(os.path.join(args.work, "sql", "models", "business_events"))
-    with open(os.path.join(args.work, "warehouse.yaml"), "w") as f:
-        f.write(f"generate:\n  events:\n    rows: {args.rows}\n")
+    require_binary()
+    events_project(args.work, args.rows)
     with open(os.path.join(args.work, "oneday.yaml"), "w") as f:
         f.write(f'generate:\n  events:\n    rows: {args.day_rows}\n'
                 f'    start: "2025-12-31 00:00:00"\n    end: "2025-12-31 23:59:59"\n')

@@ -17,6 +17,7 @@ use crate::lake::WriteMode;
 ///   micro-wh generate events --rows 10000000 --seed 7
 ///   micro-wh ingest --all            # declared sources (warehouse.yaml `sources:`) into the lake
 ///   micro-wh status                  # lake, applied SQL, last refreshes
+///   micro-wh report                  # exports/report.html: charts of gold tables and health
 ///   micro-wh sql "SELECT * FROM gold_daily_active_users ORDER BY date DESC LIMIT 7"
 ///
 /// Settings come from warehouse.yaml (every key has a default); flags override it.
@@ -114,6 +115,15 @@ pub enum Command {
     Refresh(RefreshArgs),
     /// Show the lake (partitions, files, rows, bytes), applied SQL files and recent refreshes.
     Status,
+    /// Write one self-contained HTML page of charts and tables: warehouse health and gold tables.
+    ///
+    /// Sections appear when their tables exist: warehouse health (refreshes, data tests,
+    /// ingested sources and quarantine, lake size, freshness), events, telemetry, business
+    /// events, and every gold table's columns and first rows. It reads the warehouse's gold
+    /// and bookkeeping tables (and the lake's folder listing), never the lake's rows. The page
+    /// opens offline in any browser: no script, font or request to anywhere. `refresh` also
+    /// writes it when warehouse.yaml sets `refresh.report: true`.
+    Report(ReportArgs),
     /// Run SQL with micro-wh's DuckDB engine on the warehouse file (or in memory).
     ///
     /// An inline query prints its result as a table; --file runs a script of statements.
@@ -253,6 +263,13 @@ pub struct RefreshArgs {
     /// Rebuild incremental models whole instead of only the lake partitions that changed.
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write (default: <exports_dir>/report.html); replaced at once.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -248,6 +248,8 @@ pub struct Refresh {
     pub export: bool,
     /// Formats of the gold exports.
     pub export_formats: Vec<ExportFormat>,
+    /// Also write the HTML report (`micro-wh report`) to `<exports_dir>/report.html`.
+    pub report: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -283,6 +285,7 @@ impl Default for Refresh {
             default_dataset: "events".into(),
             export: true,
             export_formats: vec![ExportFormat::Parquet],
+            report: false,
         }
     }
 }

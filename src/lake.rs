@@ -61,6 +61,58 @@ pub fn dataset_dir(lake_dir: &Path, dataset: &str) -> PathBuf {
     lake_dir.join(dataset)
 }
 
+/// The datasets in the lake: its folders, sorted (none when the lake does not exist yet).
+pub fn datasets(lake_dir: &Path) -> Result<Vec<String>> {
+    let mut datasets: Vec<String> = match fs::read_dir(lake_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // An unreadable lake is not an empty one.
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {}", lake_dir.display())))
+        }
+    };
+    datasets.sort();
+    Ok(datasets)
+}
+
+/// Partition keys that say when rows happened, in the order they nest.
+const TIME_KEYS: [&str; 5] = ["year", "month", "date", "day", "hour"];
+
+/// The newest partition of a dataset by its time keys (`date=…`, `year=…/month=…/day=…`,
+/// `hour=…`; other keys left out), from the folder names alone; None when no partition
+/// has a time key.
+pub fn newest_partition(lake_dir: &Path, dataset: &str) -> Result<Option<String>> {
+    let files = list_files(lake_dir, dataset)?;
+    Ok(files
+        .iter()
+        .filter_map(|file| {
+            let mut keys: Vec<(usize, String)> = file
+                .parent()?
+                .components()
+                .filter_map(|c| {
+                    let part = c.as_os_str().to_str()?;
+                    let (key, _) = part.split_once('=')?;
+                    let rank = TIME_KEYS.iter().position(|t| *t == key)?;
+                    Some((rank, part.to_owned()))
+                })
+                .collect();
+            keys.sort();
+            (!keys.is_empty()).then(|| {
+                keys.into_iter()
+                    .map(|(_, part)| part)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+        })
+        // Every partition of a dataset has the same keys, so the text sorts by the values.
+        .max())
+}
+
 /// Glob matching every Parquet file of a dataset whose files sit `depth` folders down.
 pub fn dataset_glob(lake_dir: &Path, dataset: &str, depth: usize) -> String {
     let mut glob = dataset_dir(lake_dir, dataset)

@@ -11,9 +11,11 @@ pub mod db;
 pub mod error;
 pub mod fault;
 pub mod generate;
+pub mod human;
 pub mod ingest;
 pub mod lake;
 pub mod progress;
+pub mod report;
 pub mod warehouse;
 
 pub use cli::Cli;

@@ -6,20 +6,7 @@ mod common;
 use common::Project;
 
 fn duckdb_cli() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("duckdb"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        // CI installs the CLI, so there a missing CLI is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install the DuckDB CLI (pip install duckdb-cli)"
-        );
-        eprintln!("SKIPPED: no duckdb CLI on PATH (pip install duckdb-cli)");
-    }
-    found
+    common::tool(&["duckdb"], "pip install duckdb-cli")
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub fn into_lake(
         report.rows as f64 / secs.max(1e-9),
         files.partitions,
         files.files,
-        super::status::human_bytes(files.bytes),
+        crate::human::bytes(files.bytes),
     );
     Ok(())
 }

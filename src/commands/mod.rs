@@ -6,6 +6,7 @@ pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod refresh;
+pub mod report;
 pub mod sql;
 pub mod status;
 pub mod telemetry;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Refresh(args) => refresh::run(&project, &args),
         Command::Export(args) => export::run(&project, &args),
         Command::Compact(args) => compact::run(&project, &args),
+        Command::Report(args) => report::run(&project, &args),
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
         Command::Telemetry(args) => telemetry::run(&project, &args),

@@ -54,13 +54,23 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
         &project.config,
         project.config.threads(),
     )?;
-    let report = refresh::refresh(
+    let result = refresh::refresh(
         &conn,
         &inputs,
         &project.config,
         exports_dir.as_deref().map(|d| (d, formats.as_slice())),
         project.progress(),
-    )?;
+    );
+    // The report is drawn after a failed refresh too: its failing tests are what to look at.
+    if project.config.refresh.report {
+        if let Err(e) = super::report::write(project, &conn, None) {
+            match &result {
+                Ok(_) => return Err(e.context("the refresh succeeded, but its report failed")),
+                Err(_) => tracing::warn!("the report could not be written: {e:#}"),
+            }
+        }
+    }
+    let report = result?;
     for m in &report.migrations {
         println!("applied {} ({} ms)", m.file, m.duration_ms);
     }

@@ -9,20 +9,7 @@ use crate::warehouse::{migrations::HISTORY_TABLE, REFRESH_LOG};
 pub fn run(project: &Project) -> Result<Outcome> {
     let lake_dir = project.lake_dir();
     println!("lake: {}", project.config.paths.lake_dir.display());
-    let mut datasets: Vec<String> = match std::fs::read_dir(&lake_dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        // An unreadable lake is not an empty one.
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot read {}", lake_dir.display())))
-        }
-    };
-    datasets.sort();
+    let datasets = lake::datasets(&lake_dir)?;
     if datasets.is_empty() {
         println!("  (empty: run `micro-wh refresh`, `micro-wh generate events` or `micro-wh ingest --all`)");
     }
@@ -46,7 +33,7 @@ pub fn run(project: &Project) -> Result<Outcome> {
             files.partitions,
             files.files,
             rows,
-            human_bytes(files.bytes)
+            crate::human::bytes(files.bytes)
         );
     }
 
@@ -104,19 +91,4 @@ pub fn run(project: &Project) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
-}
-
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

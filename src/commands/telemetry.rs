@@ -57,7 +57,7 @@ pub fn run(project: &Project, args: &TelemetryArgs) -> Result<Outcome> {
                     "{}: {} rows, {}",
                     shown(&t.file),
                     t.rows,
-                    super::status::human_bytes(std::fs::metadata(&t.file).map_or(0, |m| m.len()))
+                    crate::human::bytes(std::fs::metadata(&t.file).map_or(0, |m| m.len()))
                 );
             }
         }

@@ -174,6 +174,29 @@ impl Project {
     }
 }
 
+/// The first of `names` found on PATH. CI installs every tool the tests need, so there a
+/// missing one fails the test; elsewhere the test is skipped, loudly.
+pub fn tool(names: &[&str], install: &str) -> Option<PathBuf> {
+    let found = names
+        .iter()
+        .flat_map(|name| {
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+                .map(move |dir| dir.join(name))
+        })
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install {} ({install})",
+            names[0]
+        );
+        eprintln!("\n*** SKIPPED: no {} on PATH ({install}) ***\n", names[0]);
+    }
+    found
+}
+
 pub const EVENTS: &str = "read_parquet('data/events/*/*.parquet', hive_partitioning = true)";
 
 /// Moves the test process into an empty folder once: DuckDB resolves a relative path against
