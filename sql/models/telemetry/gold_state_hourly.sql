@@ -2,7 +2,7 @@
 -- signal (metric_1, dBm), latency (metric_3, ms) and download throughput (metric_6, Mbit/s).
 SELECT
     CAST(measured_at AS DATE) AS "date",
-    "hour",
+    CAST(hour(measured_at) AS INTEGER) AS "hour",
     region,
     state,
     count(*) AS devices,

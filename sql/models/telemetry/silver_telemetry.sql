@@ -1,6 +1,8 @@
 -- One row per device and hour: the lake's rows, typed and checked when their file was
 -- ingested, with the measurement time as a real TIMESTAMP. `date` (dd-mm-yy) and `hour` are
--- the lake's partition labels; incremental models select changed hours by them.
+-- the lake's partition labels, as text: incremental models select changed hours by them, and
+-- only an untransformed label lets DuckDB skip the other hours' folders (a CAST here would
+-- make every refresh read the whole lake).
 SELECT
     "datetime" AS measured_at,
     region,
@@ -16,5 +18,5 @@ SELECT
     metric_11, metric_12, metric_13, metric_14, metric_15,
     metric_16, metric_17, metric_18, metric_19, metric_20,
     "date",
-    CAST("hour" AS INTEGER) AS "hour"
+    "hour"
 FROM bronze_telemetry
