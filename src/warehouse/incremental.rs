@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use duckdb::{params, Connection};
 
-use super::models::{IncrementalSpec, Model};
+use super::models::{IncrementalSpec, Materialized, Model};
 use crate::db::{self, ident, literal};
 use crate::error::Result;
 use crate::lake;
@@ -35,13 +35,7 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// A lake file as an incremental model consumed it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FileStamp {
-    pub path: String,
-    pub size: i64,
-    pub mtime_ns: i64,
-}
+pub use crate::lake::FileStamp;
 
 pub fn ensure_tables(conn: &Connection) -> Result<()> {
     db::execute(
@@ -54,27 +48,6 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// The dataset's files now, relative to its folder.
-pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
-    let root = lake::dataset_dir(lake_dir, dataset);
-    lake::list_files(lake_dir, dataset)?
-        .into_iter()
-        .map(|rel| {
-            let meta = std::fs::metadata(root.join(&rel))
-                .with_context(|| format!("cannot read {}", root.join(&rel).display()))?;
-            let mtime = meta
-                .modified()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            Ok(FileStamp {
-                path: rel.to_string_lossy().replace('\\', "/"),
-                size: meta.len() as i64,
-                mtime_ns: mtime,
-            })
-        })
-        .collect()
-}
-
 /// The partition value of a file, from its `<partition>=<value>` folder.
 fn partition_of(path: &str, partition: &str) -> Option<String> {
     let prefix = format!("{partition}=");
@@ -85,9 +58,13 @@ fn partition_of(path: &str, partition: &str) -> Option<String> {
 /// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
 pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) -> Result<Mode> {
     let spec = model.incremental.as_ref().expect("an incremental model");
+    let kind = match model.materialized {
+        Materialized::View => "VIEW",
+        Materialized::Table | Materialized::Incremental => "BASE TABLE",
+    };
     let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = 'BASE TABLE'",
-        params![model.name],
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = ?",
+        params![model.name, kind],
         |r| r.get(0),
     )?;
     let checksum: Option<String> = {
@@ -98,19 +75,7 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
     if force || exists == 0 || checksum.as_deref() != Some(model.checksum.as_str()) {
         return Ok(Mode::Full);
     }
-    let before: BTreeSet<FileStamp> = {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
-        ))?;
-        let rows = stmt.query_map(params![model.name], |r| {
-            Ok(FileStamp {
-                path: r.get(0)?,
-                size: r.get(1)?,
-                mtime_ns: r.get(2)?,
-            })
-        })?;
-        rows.collect::<std::result::Result<_, _>>()?
-    };
+    let before = recorded(conn, model)?;
     let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
     let mut changed = BTreeSet::new();
     for stamp in before.symmetric_difference(&now) {
@@ -176,7 +141,7 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
 
 /// `SELECT <key value> FROM (VALUES …)` over the changed partition values, typed like the
 /// model's key column.
-fn keys_sql(
+pub fn keys_sql(
     conn: &Connection,
     model: &Model,
     spec: &IncrementalSpec,
@@ -226,12 +191,35 @@ pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<
         &format!("DELETE FROM {FILES} WHERE model = ?"),
         params![model.name],
     )?;
+    append_files(conn, model, stamps.iter())
+}
+
+fn append_files<'s>(
+    conn: &Connection,
+    model: &Model,
+    stamps: impl Iterator<Item = &'s FileStamp>,
+) -> Result<()> {
     let mut appender = conn.appender(FILES)?;
     for s in stamps {
         appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
     }
     appender.flush()?;
     Ok(())
+}
+
+/// The files `model` was last built from.
+fn recorded(conn: &Connection, model: &Model) -> Result<BTreeSet<FileStamp>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
+    ))?;
+    let rows = stmt.query_map(params![model.name], |r| {
+        Ok(FileStamp {
+            path: r.get(0)?,
+            size: r.get(1)?,
+            mtime_ns: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// Files per incremental dataset, read once per refresh.
@@ -244,7 +232,65 @@ pub fn files_of<'s>(
     dataset: &str,
 ) -> Result<&'s [FileStamp]> {
     if !state.contains_key(dataset) {
-        state.insert(dataset.to_owned(), stamps(lake_dir, dataset)?);
+        state.insert(dataset.to_owned(), lake::stamps(lake_dir, dataset)?);
     }
     Ok(&state[dataset])
+}
+
+/// After `micro-wh compact` rewrote folders of `dataset` into one file each (same rows), the
+/// incremental models that had consumed exactly the old files take the new one in their place,
+/// so the next refresh sees those partitions as unchanged. A model that had not yet consumed
+/// a folder's old files keeps its stamps and rebuilds that partition as before.
+pub fn follow_compaction(
+    conn: &Connection,
+    models: &[Model],
+    dataset: &str,
+    replaced: &[(Vec<FileStamp>, FileStamp)],
+) -> Result<()> {
+    ensure_tables(conn)?;
+    db::execute(conn, "BEGIN TRANSACTION")?;
+    let result = (|| -> Result<()> {
+        for model in models
+            .iter()
+            .filter(|m| m.incremental.as_ref().is_some_and(|s| s.lake == dataset))
+        {
+            let mut stamps: BTreeSet<FileStamp> = recorded(conn, model)?;
+            let mut changed = false;
+            for (old, new) in replaced {
+                if old.iter().all(|s| stamps.contains(s))
+                    && stamps
+                        .iter()
+                        .filter(|s| same_folder(&s.path, &new.path))
+                        .count()
+                        == old.len()
+                {
+                    for s in old {
+                        stamps.remove(s);
+                    }
+                    stamps.insert(new.clone());
+                    changed = true;
+                }
+            }
+            if changed {
+                conn.execute(
+                    &format!("DELETE FROM {FILES} WHERE model = ?"),
+                    params![model.name],
+                )?;
+                append_files(conn, model, stamps.iter())?;
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => db::execute(conn, "COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn same_folder(a: &str, b: &str) -> bool {
+    a.rsplit_once('/').map(|(d, _)| d) == b.rsplit_once('/').map(|(d, _)| d)
 }

@@ -183,9 +183,16 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 .into_iter()
                 .map(|t| t.rendered(vars, &spec_path))
                 .collect::<Result<Vec<_>>>()?;
-            if (spec.materialized == Materialized::Incremental) != spec.incremental.is_some() {
+            // On a view, `incremental` only says which lake partitions its rows follow, so
+            // that its row-level tests look at the changed ones.
+            let allowed = match spec.materialized {
+                Materialized::Incremental => spec.incremental.is_some(),
+                Materialized::Table => spec.incremental.is_none(),
+                Materialized::View => true,
+            };
+            if !allowed {
                 bail!(
-                    "{}: model `{}`: `incremental: {{lake, partition}}` goes with `materialized: incremental`, and only with it",
+                    "{}: model `{}`: `incremental: {{lake, partition}}` is required with `materialized: incremental`, and refused with `table`",
                     spec_path.display(),
                     spec.name
                 );

@@ -261,15 +261,16 @@ fn build_and_test(
         }
         let label = format!("build {} ({mode})", model.name);
         progress::with_query_progress(conn, bar, &label, || -> Result<()> {
-            match &mode {
-                Mode::Full => {
+            match (&mode, model.materialized) {
+                (Mode::Incremental(partitions), Materialized::Incremental) => {
+                    incremental::apply_partitions(conn, model, partitions)?;
+                }
+                (Mode::Unchanged, Materialized::Incremental) => {}
+                // Views cost nothing to recreate; their mode only narrows their tests.
+                _ => {
                     drop_if_other_kind(conn, model)?;
                     db::execute(conn, &model.create_sql())?;
                 }
-                Mode::Incremental(partitions) => {
-                    incremental::apply_partitions(conn, model, partitions)?;
-                }
-                Mode::Unchanged => {}
             }
             Ok(())
         })
@@ -289,8 +290,9 @@ fn build_and_test(
             &format!("SELECT count(*) FROM {}", ident(&model.name)),
         )?;
         let build = started.elapsed();
+        let changed = changed_rows(conn, model, &mode)?;
         for test in &model.tests {
-            for check in test.checks(&model.name) {
+            for check in test.checks(&model.name, changed.as_deref()) {
                 report.checks.push(check.run(conn)?);
             }
         }
@@ -326,6 +328,27 @@ fn build_and_test(
     }
     bar.inc(1);
     Ok(())
+}
+
+/// The rows of the changed partitions of a model refreshed incrementally (none when it is
+/// unchanged): the rest were tested when they were built and have not changed since.
+fn changed_rows(conn: &Connection, model: &Model, mode: &Mode) -> Result<Option<String>> {
+    let Some(spec) = &model.incremental else {
+        return Ok(None);
+    };
+    let filter = match mode {
+        Mode::Full => return Ok(None),
+        Mode::Unchanged => "false".to_owned(),
+        Mode::Incremental(partitions) => format!(
+            "{} IN ({})",
+            ident(spec.key()),
+            incremental::keys_sql(conn, model, spec, partitions)?
+        ),
+    };
+    Ok(Some(format!(
+        "(SELECT * FROM {} WHERE {filter})",
+        ident(&model.name)
+    )))
 }
 
 /// A model that changes between view and table must first lose its old kind:
