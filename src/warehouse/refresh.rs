@@ -240,6 +240,7 @@ fn build_and_test(
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
+    crate::fault::point("refresh-building");
     let models = &inputs.models;
     incremental::ensure_tables(conn)?;
     let mut lake_state = incremental::LakeState::new();
