@@ -106,15 +106,24 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
     let shadow = match &spec.source {
         Some(source) => {
             let db: String = db::query_one(conn, "SELECT current_database()")?;
-            let values: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
+            // The source rows that feed the rebuilt keys: those of the changed partitions, or,
+            // when partitions map to wider keys (weeks), of every partition in those keys.
+            let filter = match &spec.key_of_partition {
+                Some(expr) => format!(
+                    "CAST({expr} AS {}) IN ({keys})",
+                    key_type(conn, model, spec)?
+                ),
+                None => {
+                    let values: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
+                    format!("{} IN ({})", ident(&spec.partition), values.join(", "))
+                }
+            };
             db::execute(
                 conn,
                 &format!(
-                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {part} IN ({values})",
+                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {filter}",
                     src = ident(source),
                     db = ident(&db),
-                    part = ident(&spec.partition),
-                    values = values.join(", ")
                 ),
             )?;
             Some(source)
@@ -139,6 +148,16 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
     Ok(())
 }
 
+/// The SQL type of the model's key column.
+fn key_type(conn: &Connection, model: &Model, spec: &IncrementalSpec) -> Result<String> {
+    conn.query_row(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+        params![model.name, spec.key()],
+        |r| r.get(0),
+    )
+    .with_context(|| format!("model {}: no column `{}` (incremental.key)", model.name, spec.key()))
+}
+
 /// `SELECT <key value> FROM (VALUES …)` over the changed partition values, typed like the
 /// model's key column.
 pub fn keys_sql(
@@ -147,13 +166,7 @@ pub fn keys_sql(
     spec: &IncrementalSpec,
     partitions: &[String],
 ) -> Result<String> {
-    let key_type: String = conn
-        .query_row(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
-            params![model.name, spec.key()],
-            |r| r.get(0),
-        )
-        .with_context(|| format!("model {}: no column `{}` (incremental.key)", model.name, spec.key()))?;
+    let key_type = key_type(conn, model, spec)?;
     let values: Vec<String> = partitions
         .iter()
         .map(|p| format!("({})", literal(p)))

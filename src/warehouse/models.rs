@@ -49,8 +49,9 @@ pub struct IncrementalSpec {
     #[serde(default)]
     pub key_of_partition: Option<String>,
     /// A relation the model reads whose rows of a partition feed only that partition's rows
-    /// (a bronze view over the lake): while the model is refreshed incrementally it sees just
-    /// the changed partitions of it, so only their files are read.
+    /// (a bronze view over the lake), or with `key_of_partition` only the rows of the key
+    /// that expression maps the partition to (its week): while the model is refreshed
+    /// incrementally it sees just the rows of the changed partitions (keys), so only they are read.
     #[serde(default)]
     pub source: Option<String>,
 }
