@@ -95,8 +95,13 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
 }
 
 /// Replaces the rows of the changed partitions: delete the keys they feed, insert the
-/// model's rows for those keys.
-pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String]) -> Result<()> {
+/// model's rows for those keys. `lake` is the dataset's files now.
+pub fn apply_partitions(
+    conn: &Connection,
+    model: &Model,
+    partitions: &[String],
+    lake: &[FileStamp],
+) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = keys_sql(conn, model, spec, partitions)?;
     let key = ident(spec.key());
@@ -108,15 +113,32 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
             let db: String = db::query_one(conn, "SELECT current_database()")?;
             // The source rows that feed the rebuilt keys: those of the changed partitions, or,
             // when partitions map to wider keys (weeks), of every partition in those keys.
-            let filter = match &spec.key_of_partition {
-                Some(expr) => format!(
-                    "CAST({expr} AS {}) IN ({keys})",
-                    key_type(conn, model, spec)?
-                ),
-                None => {
-                    let values: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
-                    format!("{} IN ({})", ident(&spec.partition), values.join(", "))
+            // Named as constants, so the filter reaches the source's scan.
+            let feeding = match &spec.key_of_partition {
+                Some(expr) => {
+                    let all: BTreeSet<String> = lake
+                        .iter()
+                        .filter_map(|f| partition_of(&f.path, &spec.partition))
+                        .collect();
+                    let all: Vec<String> =
+                        all.iter().map(|p| format!("({})", literal(p))).collect();
+                    let mut stmt = conn.prepare(&format!(
+                        "SELECT {part} FROM (SELECT CAST(v AS VARCHAR) AS {part} FROM (VALUES {}) t(v)) \
+                         WHERE CAST({expr} AS {ty}) IN ({keys})",
+                        all.join(", "),
+                        part = ident(&spec.partition),
+                        ty = key_type(conn, model, spec)?,
+                    ))?;
+                    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>()?
                 }
+                None => partitions.to_vec(),
+            };
+            let values: Vec<String> = feeding.iter().map(|p| literal(p)).collect();
+            let filter = if values.is_empty() {
+                "false".to_owned()
+            } else {
+                format!("{} IN ({})", ident(&spec.partition), values.join(", "))
             };
             db::execute(
                 conn,

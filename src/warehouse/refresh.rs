@@ -20,7 +20,10 @@ use crate::progress::{self, Progress};
 
 /// Session settings of a refresh. Row order only matters where a model says ORDER BY, which
 /// DuckDB keeps regardless; elsewhere not keeping it lets large tables be written in parallel.
-const SESSION_SETTINGS: &str = "SET preserve_insertion_order = false;\n";
+/// The lake holds still under the refresh's lock, so each Parquet footer is read once, not once
+/// per model and test that reads the lake.
+const SESSION_SETTINGS: &str =
+    "SET preserve_insertion_order = false;\nSET parquet_metadata_cache = true;\n";
 
 pub struct RefreshInputs {
     pub migrations: Vec<Migration>,
@@ -264,7 +267,10 @@ fn build_and_test(
         progress::with_query_progress(conn, bar, &label, || -> Result<()> {
             match (&mode, model.materialized) {
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
-                    incremental::apply_partitions(conn, model, partitions)?;
+                    let spec = model.incremental.as_ref().expect("an incremental model");
+                    let files =
+                        incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                    incremental::apply_partitions(conn, model, partitions, files)?;
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
                 // Views cost nothing to recreate; their mode only narrows their tests.
