@@ -226,4 +226,27 @@ fn row_tests_on_changed_partitions_fail_the_refresh() {
         "SELECT count(*) FROM silver_events_validated WHERE date >= DATE '2024-01-01'",
     );
     assert_eq!(kept, 0, "the failed refresh rolled back");
+
+    // Without the bad day the refresh passes; a test added then meets every old row once.
+    std::fs::remove_dir_all(p.path("data/events/date=2024-06-01")).unwrap();
+    p.ok(&["refresh", "--no-export"]);
+    let models = p.read("sql/models/events/models.yaml").replace(
+        "      - expression: \"date < DATE '2024-01-01'\"",
+        "      - expression: \"date < DATE '2024-01-01'\"\n      - expression: \"date <> DATE '2023-01-05'\"",
+    );
+    p.write("sql/models/events/models.yaml", &models);
+    let run = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(4), "{out}");
+    let detail: String = p.warehouse_value(
+        "SELECT detail FROM refresh_test_results WHERE test = 'expression(date <> DATE ''2023-01-05'')' AND NOT passed",
+    );
+    let day: i64 =
+        p.warehouse_value("SELECT count(*) FROM silver_events WHERE date = DATE '2023-01-05'");
+    assert!(day > 0);
+    assert_eq!(
+        detail,
+        format!("{day} failing rows"),
+        "the whole model was tested"
+    );
 }

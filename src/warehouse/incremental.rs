@@ -15,6 +15,7 @@ use crate::lake;
 
 const STATE: &str = "micro_wh_model_state";
 const FILES: &str = "micro_wh_model_files";
+const TESTS: &str = "micro_wh_model_tests";
 
 /// What a refresh does to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,8 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
         conn,
         &format!(
             "CREATE TABLE IF NOT EXISTS {STATE} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
-             CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);"
         ),
     )?;
     Ok(())
@@ -328,4 +330,25 @@ pub fn follow_compaction(
 
 fn same_folder(a: &str, b: &str) -> bool {
     a.rsplit_once('/').map(|(d, _)| d) == b.rsplit_once('/').map(|(d, _)| d)
+}
+
+/// Whether `model`'s declared tests differ from those that last passed on it: then they run
+/// over the whole model, since the rows outside the changed partitions never met them.
+pub fn tests_changed(conn: &Connection, model: &Model) -> Result<bool> {
+    let same: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {TESTS} WHERE model = ? AND checksum = ?"),
+        params![model.name, model.tests_checksum],
+        |r| r.get(0),
+    )?;
+    Ok(same == 0)
+}
+
+/// Remembers the tests that ran on `model`, in the refresh's transaction (rolled back with it
+/// when a test fails).
+pub fn record_tests(conn: &Connection, model: &Model) -> Result<()> {
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO {TESTS} VALUES (?, ?)"),
+        params![model.name, model.tests_checksum],
+    )?;
+    Ok(())
 }

@@ -97,6 +97,8 @@ pub struct Model {
     pub incremental: Option<IncrementalSpec>,
     /// SHA-256 of the SQL and the incremental spec: a change forces a full rebuild.
     pub checksum: String,
+    /// SHA-256 of the declared tests: new or changed tests run over the whole model once.
+    pub tests_checksum: String,
     /// The models.yaml folder the model belongs to.
     pub group: String,
 }
@@ -184,20 +186,16 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 .into_iter()
                 .map(|t| t.rendered(vars, &spec_path))
                 .collect::<Result<Vec<_>>>()?;
-            // On a view, `incremental` only says which lake partitions its rows follow, so
-            // that its row-level tests look at the changed ones.
-            let allowed = match spec.materialized {
-                Materialized::Incremental => spec.incremental.is_some(),
-                Materialized::Table => spec.incremental.is_none(),
-                Materialized::View => true,
-            };
-            if !allowed {
+            // On a view or table, `incremental` only says which lake partitions its rows
+            // follow, so that its row-level tests look at the changed ones.
+            if spec.materialized == Materialized::Incremental && spec.incremental.is_none() {
                 bail!(
-                    "{}: model `{}`: `incremental: {{lake, partition}}` is required with `materialized: incremental`, and refused with `table`",
+                    "{}: model `{}`: `materialized: incremental` needs `incremental: {{lake, partition}}`",
                     spec_path.display(),
                     spec.name
                 );
             }
+            let tests_checksum = super::migrations::sha256_hex(format!("{tests:?}").as_bytes());
             let select = vars.render(&text, &path)?;
             let checksum = super::migrations::sha256_hex(
                 format!("{select}\n{:?}", spec.incremental).as_bytes(),
@@ -211,6 +209,7 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 tests,
                 incremental: spec.incremental,
                 checksum,
+                tests_checksum,
                 group: dir
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),

@@ -297,11 +297,17 @@ fn build_and_test(
             &format!("SELECT count(*) FROM {}", ident(&model.name)),
         )?;
         let build = started.elapsed();
-        let changed = changed_rows(conn, model, &mode)?;
+        let changed = match model.incremental {
+            Some(_) if incremental::tests_changed(conn, model)? => None,
+            _ => changed_rows(conn, model, &mode)?,
+        };
         for test in &model.tests {
             for check in test.checks(&model.name, changed.as_deref()) {
                 report.checks.push(check.run(conn)?);
             }
+        }
+        if model.incremental.is_some() {
+            incremental::record_tests(conn, model)?;
         }
         report.models.push(ModelRun {
             name: model.name.clone(),
