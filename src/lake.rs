@@ -480,6 +480,39 @@ pub fn list_files(lake_dir: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A lake file as readers see it: a change of size or modification time is a change of data.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileStamp {
+    /// Relative to the dataset's folder, with forward slashes.
+    pub path: String,
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+/// The stamp of `rel`, a file under `root`.
+fn stamp(root: &Path, rel: &Path) -> Result<FileStamp> {
+    let meta = fs::metadata(root.join(rel))
+        .with_context(|| format!("cannot read {}", root.join(rel).display()))?;
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    Ok(FileStamp {
+        path: rel.to_string_lossy().replace('\\', "/"),
+        size: meta.len() as i64,
+        mtime_ns: mtime,
+    })
+}
+
+/// The stamps of a dataset's files now.
+pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
+    let root = dataset_dir(lake_dir, dataset);
+    list_files(lake_dir, dataset)?
+        .iter()
+        .map(|rel| stamp(&root, rel))
+        .collect()
+}
+
 /// How a dataset's rows are laid out in folders: Hive partition levels, each a name and an
 /// SQL expression over the rows, and optionally one file of a fixed name per leaf folder.
 #[derive(Debug, Clone, Default)]
@@ -613,6 +646,9 @@ pub struct CompactReport {
     pub partitions: u64,
     pub files_before: u64,
     pub files_after: u64,
+    /// Per rewritten folder, the files it held and the one that now holds the same rows, so
+    /// readers that remember files can see that nothing changed.
+    pub replaced: Vec<(Vec<FileStamp>, FileStamp)>,
 }
 
 /// Rewrites every leaf folder of a dataset that holds several Parquet files into one file,
@@ -646,17 +682,24 @@ pub fn compact(
         let out_dir = staged.dir.join(folder);
         fs::create_dir_all(&out_dir)
             .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        let out = folder.join(format!("compact_{}.parquet", run_id()));
         crate::db::execute(
             conn,
             &format!(
                 "COPY (SELECT * FROM read_parquet([{}], hive_partitioning = false)) TO {} \
                  (FORMAT parquet, COMPRESSION {}, ROW_GROUP_SIZE {})",
                 list.join(", "),
-                crate::db::path_literal(&out_dir.join(format!("compact_{}.parquet", run_id()))),
+                crate::db::path_literal(&staged.dir.join(&out)),
                 options.compression.as_sql(),
                 options.row_group_size
             ),
         )?;
+        // Stamped under the lock: publishing renames the folder, which keeps size and time.
+        let old = files
+            .iter()
+            .map(|f| stamp(&root, f))
+            .collect::<Result<Vec<_>>>()?;
+        report.replaced.push((old, stamp(&staged.dir, &out)?));
         report.partitions += 1;
         report.files_after += 1;
         rewritten.insert(folder.clone());

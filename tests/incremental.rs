@@ -148,11 +148,105 @@ fn every_incremental_step_equals_a_full_rebuild() {
     assert_eq!(mode(&out, "gold_event_mix"), "full");
     assert_eq!(mode(&out, "silver_events_validated"), "unchanged");
 
-    // Compaction rewrites files: their days are rebuilt, with the same result.
+    // Compaction rewrites files into one per day, same rows: nothing to rebuild.
     p.ok(&[
         "generate", "events", "--mode", "append", "--rows", "300", "--seed", "6",
     ]);
     p.ok(&["refresh", "--no-export"]);
+    let files_before = p.lake_files().len();
     p.ok(&["compact", "events"]);
-    refresh_and_compare(&p, "compaction");
+    assert!(
+        p.lake_files().len() < files_before,
+        "compaction merged files"
+    );
+    let out = refresh_and_compare(&p, "compaction");
+    for m in INCREMENTAL.iter().chain(&["silver_events"]) {
+        assert_eq!(mode(&out, m), "unchanged", "after compaction\n{out}");
+    }
+
+    // Compaction of days a model has not consumed yet leaves them to the refresh.
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "300", "--seed", "8",
+    ]);
+    p.ok(&["compact", "events"]);
+    let out = refresh_and_compare(&p, "compaction before refresh");
+    let m = mode(&out, "silver_events_validated");
+    assert!(
+        m.starts_with("incremental (") && !m.starts_with("incremental (0"),
+        "{m}"
+    );
+}
+
+/// Row-level tests of incremental models look at the changed partitions, and a bad row there
+/// fails the refresh (exit 4), keeping the previous tables.
+#[test]
+fn row_tests_on_changed_partitions_fail_the_refresh() {
+    let p = Project::new(2_000);
+    p.write(
+        "warehouse.yaml",
+        "generate:\n  events:\n    rows: 2000\n    seed: 7\n    start: \"2023-01-01 00:00:00\"\n    end: \"2023-03-31 23:59:59\"\nengine:\n  memory_limit: 1GB\n",
+    );
+    p.write(
+        "late.yaml",
+        "generate:\n  events:\n    rows: 40\n    start: \"2024-06-01 00:00:00\"\n    end: \"2024-06-01 23:59:59\"\nengine:\n  memory_limit: 1GB\n",
+    );
+    // A rule the first lake keeps and the appended day breaks.
+    let models = p.read("sql/models/events/models.yaml").replace(
+        "      - expression: \"user_id BETWEEN 1 AND",
+        "      - expression: \"date < DATE '2024-01-01'\"\n      - expression: \"user_id BETWEEN 1 AND",
+    );
+    p.write("sql/models/events/models.yaml", &models);
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "silver_events"), "full");
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "silver_events"), "unchanged");
+
+    p.ok(&[
+        "--config",
+        "late.yaml",
+        "generate",
+        "events",
+        "--mode",
+        "append",
+        "--seed",
+        "3",
+    ]);
+    let run = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let detail: String = p.warehouse_value(
+        "SELECT detail FROM refresh_test_results WHERE test = 'expression(date < DATE ''2024-01-01'')' AND NOT passed",
+    );
+    assert_eq!(detail, "40 failing rows in the changed partitions");
+    let kept: i64 = p.warehouse_value(
+        "SELECT count(*) FROM silver_events_validated WHERE date >= DATE '2024-01-01'",
+    );
+    assert_eq!(kept, 0, "the failed refresh rolled back");
+
+    // Without the bad day the refresh passes; a test added then meets every old row once.
+    std::fs::remove_dir_all(p.path("data/events/date=2024-06-01")).unwrap();
+    p.ok(&["refresh", "--no-export"]);
+    let models = p.read("sql/models/events/models.yaml").replace(
+        "      - expression: \"date < DATE '2024-01-01'\"",
+        "      - expression: \"date < DATE '2024-01-01'\"\n      - expression: \"date <> DATE '2023-01-05'\"",
+    );
+    p.write("sql/models/events/models.yaml", &models);
+    let run = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(4), "{out}");
+    let detail: String = p.warehouse_value(
+        "SELECT detail FROM refresh_test_results WHERE test = 'expression(date <> DATE ''2023-01-05'')' AND NOT passed",
+    );
+    let day: i64 =
+        p.warehouse_value("SELECT count(*) FROM silver_events WHERE date = DATE '2023-01-05'");
+    assert!(day > 0);
+    assert_eq!(
+        detail,
+        format!("{day} failing rows"),
+        "the whole model was tested"
+    );
 }

@@ -775,3 +775,93 @@ fn a_corrupt_lake_file_fails_the_refresh_naming_it_and_commits_nothing() {
     assert_eq!(gold(&p), before, "nothing committed");
     assert!(export_matches_warehouse(&p), "exports untouched");
 }
+
+/// `micro-wh` started in the background, held at `point` (MICRO_WH_PAUSE) until `release`.
+struct Paused {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Paused {
+    fn start(p: &Project, point: &str, args: &[&str]) -> Paused {
+        let file = p.path(&format!("paused-{point}"));
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
+            .current_dir(p.dir.path())
+            .env_remove("RUST_LOG")
+            .env("MICRO_WH_PAUSE", point)
+            .env("MICRO_WH_PAUSE_FILE", &file)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Waits for a state, not a duration: the process says where it is by the file.
+        while !file.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("micro-wh {args:?} ended ({status}) before reaching {point}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Paused { child, file }
+    }
+
+    fn release(mut self) -> std::process::ExitStatus {
+        std::fs::remove_file(&self.file).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+#[test]
+fn a_second_refresh_or_a_generate_during_a_refresh_fails_clearly_or_waits_and_nothing_doubles() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    // A refresh holding the lake (shared) and the warehouse, before it reads either.
+    let first = Paused::start(&p, "refresh-building", &["-q", "refresh", "--no-export"]);
+
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("warehouse.duckdb") && stderr.contains("is open in another process"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("IO Error"),
+        "no DuckDB text stack: {stderr}"
+    );
+
+    let append = ["generate", "events", "--mode", "append", "--seed", "9"];
+    let out = p.cmd(&append).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("a refresh reading it"), "{stderr}");
+
+    // A writer told to wait gets the lake once the refresh is done with it.
+    let writer = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
+        .current_dir(p.dir.path())
+        .env_remove("RUST_LOG")
+        .args(["-q", "--lock-timeout", "300"])
+        .args(append)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(first.release().success());
+    assert!(writer.wait_with_output().unwrap().status.success());
+    // The held refresh read the lake as it was when it started: no appended row in it.
+    let built: i64 = p.warehouse_value("SELECT count(*) FROM silver_events_validated");
+    assert_eq!(built, 2_000);
+    let statuses: String =
+        p.warehouse_value("SELECT string_agg(status, ',' ORDER BY id) FROM refresh_log");
+    assert_eq!(
+        statuses, "succeeded,succeeded",
+        "the refused refresh left no row"
+    );
+
+    p.ok(&["refresh", "--no-export"]);
+    let (rows, distinct): (i64, i64) = (
+        p.warehouse_value("SELECT count(*) FROM silver_events"),
+        p.warehouse_value(
+            "SELECT count(DISTINCT (event_time, user_id, team_id, event_name, properties)) FROM silver_events",
+        ),
+    );
+    assert_eq!((rows, distinct), (4_000, 4_000), "each append counted once");
+}

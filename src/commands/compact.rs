@@ -6,6 +6,7 @@ use super::{Outcome, Project};
 use crate::cli::CompactArgs;
 use crate::error::Result;
 use crate::lake::{self, CopyOptions};
+use crate::warehouse::incremental;
 use crate::{db, ingest};
 
 pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
@@ -49,8 +50,32 @@ pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
             "{name}: {} partitions rewritten; {} files -> {}",
             report.partitions, report.files_before, report.files_after
         );
+        if !report.replaced.is_empty() {
+            if let Err(e) = follow_in_warehouse(project, name, &report.replaced) {
+                // The lake is compacted either way; the models just rebuild those partitions.
+                eprintln!(
+                    "warning: the next refresh rebuilds the compacted partitions of {name}: {e:#}"
+                );
+            }
+        }
     }
     Ok(Outcome::Success)
+}
+
+/// Tells the warehouse's incremental models that the compacted files hold the rows they had
+/// already consumed, so the next refresh leaves them unchanged.
+fn follow_in_warehouse(
+    project: &Project,
+    dataset: &str,
+    replaced: &[(Vec<lake::FileStamp>, lake::FileStamp)],
+) -> Result<()> {
+    let path = project.warehouse();
+    if !path.exists() {
+        return Ok(());
+    }
+    let models = super::refresh::inputs(project)?.models;
+    let conn = db::open_warehouse(&path, &project.config, project.config.threads())?;
+    incremental::follow_compaction(&conn, &models, dataset, replaced)
 }
 
 /// Ingested sources without `key`/`file_name` record each row's source file in the lake file's

@@ -50,6 +50,8 @@ pub struct Check {
     /// checked against `bounds`).
     sql: String,
     bounds: Option<(Option<u64>, Option<u64>)>,
+    /// Run over the changed partitions only.
+    scoped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -70,13 +72,28 @@ impl DataTest {
         })
     }
 
-    pub fn checks(&self, model: &str) -> Vec<Check> {
-        let table = ident(model);
+    /// Tests of single rows (not_null, accepted_values, expression): they can look at just
+    /// the rows that changed. The others hold over the whole table.
+    pub fn is_row_level(&self) -> bool {
+        matches!(
+            self,
+            DataTest::NotNull(_) | DataTest::AcceptedValues { .. } | DataTest::Expression(_)
+        )
+    }
+
+    /// The checks of this test on `model`. `changed`, a relation holding the model's rows of
+    /// the changed partitions, narrows the row-level tests to them; whole-table invariants
+    /// (unique, row_count, reject_rate) always read the whole model.
+    pub fn checks(&self, model: &str, changed: Option<&str>) -> Vec<Check> {
+        let whole = ident(model);
+        let changed = changed.filter(|_| self.is_row_level());
+        let table = changed.map_or_else(|| whole.clone(), |c| format!("{c} AS {whole}"));
         let check = |name: String, sql: String| Check {
             model: model.to_owned(),
             name,
             sql,
             bounds: None,
+            scoped: changed.is_some(),
         };
         match self {
             DataTest::NotNull(columns) => columns
@@ -126,6 +143,7 @@ impl DataTest {
                 ),
                 sql: format!("SELECT count(*) FROM {table}"),
                 bounds: Some((*min, *max)),
+                scoped: false,
             }],
             DataTest::RejectRate { of, max_fraction } => vec![check(
                 format!("reject_rate(<= {} % of {of})", max_fraction * 100.0),
@@ -152,6 +170,10 @@ impl Check {
                 let ok = min.is_none_or(|m| value >= m) && max.is_none_or(|m| value <= m);
                 (u64::from(!ok), format!("{value} rows"))
             }
+            None if self.scoped => (
+                value,
+                format!("{value} failing rows in the changed partitions"),
+            ),
             None => (value, format!("{value} failing rows")),
         };
         Ok(CheckOutcome {
@@ -185,7 +207,7 @@ mod tests {
                 max: None
             }
         );
-        assert_eq!(tests[0].checks("m").len(), 2);
+        assert_eq!(tests[0].checks("m", None).len(), 2);
     }
 
     #[test]
@@ -196,7 +218,7 @@ mod tests {
         )
         .unwrap();
         let run = |t: DataTest| {
-            t.checks("m")
+            t.checks("m", None)
                 .iter()
                 .map(|c| c.run(&conn).unwrap().failing_rows)
                 .collect::<Vec<_>>()

@@ -8,13 +8,14 @@ use std::path::Path;
 use anyhow::Context;
 use duckdb::{params, Connection};
 
-use super::models::{IncrementalSpec, Model};
+use super::models::{IncrementalSpec, Materialized, Model};
 use crate::db::{self, ident, literal};
 use crate::error::Result;
 use crate::lake;
 
 const STATE: &str = "micro_wh_model_state";
 const FILES: &str = "micro_wh_model_files";
+const TESTS: &str = "micro_wh_model_tests";
 
 /// What a refresh does to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,44 +36,18 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// A lake file as an incremental model consumed it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FileStamp {
-    pub path: String,
-    pub size: i64,
-    pub mtime_ns: i64,
-}
+pub use crate::lake::FileStamp;
 
 pub fn ensure_tables(conn: &Connection) -> Result<()> {
     db::execute(
         conn,
         &format!(
             "CREATE TABLE IF NOT EXISTS {STATE} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
-             CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);"
         ),
     )?;
     Ok(())
-}
-
-/// The dataset's files now, relative to its folder.
-pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
-    let root = lake::dataset_dir(lake_dir, dataset);
-    lake::list_files(lake_dir, dataset)?
-        .into_iter()
-        .map(|rel| {
-            let meta = std::fs::metadata(root.join(&rel))
-                .with_context(|| format!("cannot read {}", root.join(&rel).display()))?;
-            let mtime = meta
-                .modified()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            Ok(FileStamp {
-                path: rel.to_string_lossy().replace('\\', "/"),
-                size: meta.len() as i64,
-                mtime_ns: mtime,
-            })
-        })
-        .collect()
 }
 
 /// The partition values of a file, from its `<partition>=<value>` folders.
@@ -90,9 +65,13 @@ fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
 /// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
 pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) -> Result<Mode> {
     let spec = model.incremental.as_ref().expect("an incremental model");
+    let kind = match model.materialized {
+        Materialized::View => "VIEW",
+        Materialized::Table | Materialized::Incremental => "BASE TABLE",
+    };
     let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = 'BASE TABLE'",
-        params![model.name],
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = ?",
+        params![model.name, kind],
         |r| r.get(0),
     )?;
     let checksum: Option<String> = {
@@ -103,19 +82,7 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
     if force || exists == 0 || checksum.as_deref() != Some(model.checksum.as_str()) {
         return Ok(Mode::Full);
     }
-    let before: BTreeSet<FileStamp> = {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
-        ))?;
-        let rows = stmt.query_map(params![model.name], |r| {
-            Ok(FileStamp {
-                path: r.get(0)?,
-                size: r.get(1)?,
-                mtime_ns: r.get(2)?,
-            })
-        })?;
-        rows.collect::<std::result::Result<_, _>>()?
-    };
+    let before = recorded(conn, model)?;
     let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
     let mut changed = BTreeSet::new();
     for stamp in before.symmetric_difference(&now) {
@@ -135,34 +102,58 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
 }
 
 /// Replaces the rows of the changed partitions: delete the keys they feed, insert the
-/// model's rows for those keys.
+/// model's rows for those keys. `lake` is the dataset's files now.
 pub fn apply_partitions(
     conn: &Connection,
     model: &Model,
     partitions: &[Vec<String>],
+    lake: &[FileStamp],
 ) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = keys_sql(conn, model, spec, partitions)?;
-    let key = match spec.keys() {
-        [one] => ident(one),
-        many => format!(
-            "({})",
-            many.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
-        ),
-    };
+    let key = key_columns(spec);
     let table = ident(&model.name);
     // A temporary view of the same name shadows the source for this statement only; it
     // reads the real one by its full name (a bare `main.` would mean the temp schema).
     let shadow = match &spec.source {
         Some(source) => {
             let db: String = db::query_one(conn, "SELECT current_database()")?;
+            // The source rows that feed the rebuilt keys: those of the changed partitions, or,
+            // when partitions map to wider keys (weeks), of every partition in those keys.
+            // Named as constants, so the filter reaches the source's scan.
+            let feeding = match &spec.key_of_partition {
+                Some(_) => {
+                    let all: BTreeSet<Vec<String>> = lake
+                        .iter()
+                        .filter_map(|f| partition_of(&f.path, &spec.partition))
+                        .collect();
+                    let all: Vec<Vec<String>> = all.into_iter().collect();
+                    let mut stmt = conn.prepare(&format!(
+                        "SELECT * FROM ({}) WHERE ({}) IN ({keys})",
+                        partitions_relation(spec, &all),
+                        key_expressions(conn, model, spec)?.join(", "),
+                    ))?;
+                    let width = spec.partition.len();
+                    let rows = stmt.query_map([], |r| {
+                        (0..width)
+                            .map(|i| r.get::<_, String>(i))
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                    })?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>()?
+                }
+                None => partitions.to_vec(),
+            };
+            let filter = if feeding.is_empty() {
+                "false".to_owned()
+            } else {
+                partition_filter(&spec.partition, &feeding)
+            };
             db::execute(
                 conn,
                 &format!(
                     "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {filter}",
                     src = ident(source),
                     db = ident(&db),
-                    filter = partition_filter(&spec.partition, partitions),
                 ),
             )?;
             Some(source)
@@ -187,6 +178,17 @@ pub fn apply_partitions(
     Ok(())
 }
 
+/// The model's key column(s) as SQL: `k` or `(k1, k2)`, to compare with [`keys_sql`].
+pub fn key_columns(spec: &IncrementalSpec) -> String {
+    match spec.keys() {
+        [one] => ident(one),
+        many => format!(
+            "({})",
+            many.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// A filter on the partition columns keeping just `partitions`: the form DuckDB prunes
 /// Hive folders with (literals compared to the columns, so they take the columns' types).
 fn partition_filter(columns: &[String], partitions: &[Vec<String>]) -> String {
@@ -208,35 +210,8 @@ fn partition_filter(columns: &[String], partitions: &[Vec<String>]) -> String {
         .join(" OR ")
 }
 
-/// `SELECT DISTINCT <key values> FROM (VALUES …)` over the changed partitions, typed like
-/// the model's key columns.
-fn keys_sql(
-    conn: &Connection,
-    model: &Model,
-    spec: &IncrementalSpec,
-    partitions: &[Vec<String>],
-) -> Result<String> {
-    let mut keys = Vec::new();
-    for key in spec.keys() {
-        let key_type: String = conn
-            .query_row(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
-                params![model.name, key],
-                |r| r.get(0),
-            )
-            .with_context(|| format!("model {}: no column `{key}` (incremental.key)", model.name))?;
-        // The partition values are folder text: an expression says how they map to the
-        // key, else a key named like a partition column is that value cast to its type.
-        let expr = match spec.key_expression(key) {
-            Some(e) => e.to_owned(),
-            None if spec.partition.contains(key) => ident(key),
-            None => anyhow::bail!(
-                "model {}: key `{key}` is not a partition column; say how a partition gives it with key_of_partition",
-                model.name
-            ),
-        };
-        keys.push(format!("CAST({expr} AS {key_type})"));
-    }
+/// `(VALUES …) t(<partition columns>)`: partitions as folder text.
+fn partitions_relation(spec: &IncrementalSpec, partitions: &[Vec<String>]) -> String {
     let rows: Vec<String> = partitions
         .iter()
         .map(|p| {
@@ -247,11 +222,55 @@ fn keys_sql(
         })
         .collect();
     let columns: Vec<String> = spec.partition.iter().map(|p| ident(p)).collect();
-    Ok(format!(
-        "SELECT DISTINCT {} FROM (VALUES {}) t({})",
-        keys.join(", "),
+    format!(
+        "SELECT * FROM (VALUES {}) t({})",
         rows.join(", "),
         columns.join(", ")
+    )
+}
+
+/// Each key as SQL over the partition columns (folder text), typed like the model's column:
+/// an expression says how a partition maps to the key, else a key named like a partition
+/// column is that value cast to the key's type.
+fn key_expressions(
+    conn: &Connection,
+    model: &Model,
+    spec: &IncrementalSpec,
+) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for key in spec.keys() {
+        let key_type: String = conn
+            .query_row(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+                params![model.name, key],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("model {}: no column `{key}` (incremental.key)", model.name))?;
+        let expr = match spec.key_expression(key) {
+            Some(e) => e.to_owned(),
+            None if spec.partition.contains(key) => ident(key),
+            None => anyhow::bail!(
+                "model {}: key `{key}` is not a partition column; say how a partition gives it with key_of_partition",
+                model.name
+            ),
+        };
+        keys.push(format!("CAST({expr} AS {key_type})"));
+    }
+    Ok(keys)
+}
+
+/// `SELECT DISTINCT <key values> FROM (VALUES …)` over the changed partitions, typed like
+/// the model's key columns.
+pub fn keys_sql(
+    conn: &Connection,
+    model: &Model,
+    spec: &IncrementalSpec,
+    partitions: &[Vec<String>],
+) -> Result<String> {
+    Ok(format!(
+        "SELECT DISTINCT {} FROM ({})",
+        key_expressions(conn, model, spec)?.join(", "),
+        partitions_relation(spec, partitions)
     ))
 }
 
@@ -269,12 +288,35 @@ pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<
         &format!("DELETE FROM {FILES} WHERE model = ?"),
         params![model.name],
     )?;
+    append_files(conn, model, stamps.iter())
+}
+
+fn append_files<'s>(
+    conn: &Connection,
+    model: &Model,
+    stamps: impl Iterator<Item = &'s FileStamp>,
+) -> Result<()> {
     let mut appender = conn.appender(FILES)?;
     for s in stamps {
         appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
     }
     appender.flush()?;
     Ok(())
+}
+
+/// The files `model` was last built from.
+fn recorded(conn: &Connection, model: &Model) -> Result<BTreeSet<FileStamp>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
+    ))?;
+    let rows = stmt.query_map(params![model.name], |r| {
+        Ok(FileStamp {
+            path: r.get(0)?,
+            size: r.get(1)?,
+            mtime_ns: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// Files per incremental dataset, read once per refresh.
@@ -287,7 +329,86 @@ pub fn files_of<'s>(
     dataset: &str,
 ) -> Result<&'s [FileStamp]> {
     if !state.contains_key(dataset) {
-        state.insert(dataset.to_owned(), stamps(lake_dir, dataset)?);
+        state.insert(dataset.to_owned(), lake::stamps(lake_dir, dataset)?);
     }
     Ok(&state[dataset])
+}
+
+/// After `micro-wh compact` rewrote folders of `dataset` into one file each (same rows), the
+/// incremental models that had consumed exactly the old files take the new one in their place,
+/// so the next refresh sees those partitions as unchanged. A model that had not yet consumed
+/// a folder's old files keeps its stamps and rebuilds that partition as before.
+pub fn follow_compaction(
+    conn: &Connection,
+    models: &[Model],
+    dataset: &str,
+    replaced: &[(Vec<FileStamp>, FileStamp)],
+) -> Result<()> {
+    ensure_tables(conn)?;
+    db::execute(conn, "BEGIN TRANSACTION")?;
+    let result = (|| -> Result<()> {
+        for model in models
+            .iter()
+            .filter(|m| m.incremental.as_ref().is_some_and(|s| s.lake == dataset))
+        {
+            let mut stamps: BTreeSet<FileStamp> = recorded(conn, model)?;
+            let mut changed = false;
+            for (old, new) in replaced {
+                if old.iter().all(|s| stamps.contains(s))
+                    && stamps
+                        .iter()
+                        .filter(|s| same_folder(&s.path, &new.path))
+                        .count()
+                        == old.len()
+                {
+                    for s in old {
+                        stamps.remove(s);
+                    }
+                    stamps.insert(new.clone());
+                    changed = true;
+                }
+            }
+            if changed {
+                conn.execute(
+                    &format!("DELETE FROM {FILES} WHERE model = ?"),
+                    params![model.name],
+                )?;
+                append_files(conn, model, stamps.iter())?;
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => db::execute(conn, "COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn same_folder(a: &str, b: &str) -> bool {
+    a.rsplit_once('/').map(|(d, _)| d) == b.rsplit_once('/').map(|(d, _)| d)
+}
+
+/// Whether `model`'s declared tests differ from those that last passed on it: then they run
+/// over the whole model, since the rows outside the changed partitions never met them.
+pub fn tests_changed(conn: &Connection, model: &Model) -> Result<bool> {
+    let same: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {TESTS} WHERE model = ? AND checksum = ?"),
+        params![model.name, model.tests_checksum],
+        |r| r.get(0),
+    )?;
+    Ok(same == 0)
+}
+
+/// Remembers the tests that ran on `model`, in the refresh's transaction (rolled back with it
+/// when a test fails).
+pub fn record_tests(conn: &Connection, model: &Model) -> Result<()> {
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO {TESTS} VALUES (?, ?)"),
+        params![model.name, model.tests_checksum],
+    )?;
+    Ok(())
 }

@@ -53,8 +53,9 @@ pub struct IncrementalSpec {
     #[serde(default)]
     pub key_of_partition: Option<KeyOfPartition>,
     /// A relation the model reads whose rows of a partition feed only that partition's rows
-    /// (a bronze view over the lake): while the model is refreshed incrementally it sees just
-    /// the changed partitions of it, so only their files are read.
+    /// (a bronze view over the lake), or with `key_of_partition` only the rows of the key
+    /// that expression maps the partition to (its week): while the model is refreshed
+    /// incrementally it sees just the rows of the changed partitions (keys), so only they are read.
     #[serde(default)]
     pub source: Option<String>,
 }
@@ -153,6 +154,8 @@ pub struct Model {
     pub incremental: Option<IncrementalSpec>,
     /// SHA-256 of the SQL and the incremental spec: a change forces a full rebuild.
     pub checksum: String,
+    /// SHA-256 of the declared tests: new or changed tests run over the whole model once.
+    pub tests_checksum: String,
     /// The models.yaml folder the model belongs to.
     pub group: String,
 }
@@ -240,9 +243,11 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 .into_iter()
                 .map(|t| t.rendered(vars, &spec_path))
                 .collect::<Result<Vec<_>>>()?;
-            if (spec.materialized == Materialized::Incremental) != spec.incremental.is_some() {
+            // On a view or table, `incremental` only says which lake partitions its rows
+            // follow, so that its row-level tests look at the changed ones.
+            if spec.materialized == Materialized::Incremental && spec.incremental.is_none() {
                 bail!(
-                    "{}: model `{}`: `incremental: {{lake, partition}}` goes with `materialized: incremental`, and only with it",
+                    "{}: model `{}`: `materialized: incremental` needs `incremental: {{lake, partition}}`",
                     spec_path.display(),
                     spec.name
                 );
@@ -250,6 +255,7 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
             if let Some(Err(message)) = spec.incremental.as_ref().map(IncrementalSpec::check) {
                 bail!("{}: model `{}`: {message}", spec_path.display(), spec.name);
             }
+            let tests_checksum = super::migrations::sha256_hex(format!("{tests:?}").as_bytes());
             let select = vars.render(&text, &path)?;
             let checksum = super::migrations::sha256_hex(
                 format!("{select}\n{:?}", spec.incremental).as_bytes(),
@@ -263,6 +269,7 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                 tests,
                 incremental: spec.incremental,
                 checksum,
+                tests_checksum,
                 group: dir
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),

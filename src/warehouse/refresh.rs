@@ -20,7 +20,10 @@ use crate::progress::{self, Progress};
 
 /// Session settings of a refresh. Row order only matters where a model says ORDER BY, which
 /// DuckDB keeps regardless; elsewhere not keeping it lets large tables be written in parallel.
-const SESSION_SETTINGS: &str = "SET preserve_insertion_order = false;\n";
+/// The lake holds still under the refresh's lock, so each Parquet footer is read once, not once
+/// per model and test that reads the lake.
+const SESSION_SETTINGS: &str =
+    "SET preserve_insertion_order = false;\nSET parquet_metadata_cache = true;\n";
 
 pub struct RefreshInputs {
     pub migrations: Vec<Migration>,
@@ -240,6 +243,7 @@ fn build_and_test(
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
+    crate::fault::point("refresh-building");
     let models = &inputs.models;
     incremental::ensure_tables(conn)?;
     let mut lake_state = incremental::LakeState::new();
@@ -261,15 +265,19 @@ fn build_and_test(
         }
         let label = format!("build {} ({mode})", model.name);
         progress::with_query_progress(conn, bar, &label, || -> Result<()> {
-            match &mode {
-                Mode::Full => {
+            match (&mode, model.materialized) {
+                (Mode::Incremental(partitions), Materialized::Incremental) => {
+                    let spec = model.incremental.as_ref().expect("an incremental model");
+                    let files =
+                        incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                    incremental::apply_partitions(conn, model, partitions, files)?;
+                }
+                (Mode::Unchanged, Materialized::Incremental) => {}
+                // Views cost nothing to recreate; their mode only narrows their tests.
+                _ => {
                     drop_if_other_kind(conn, model)?;
                     db::execute(conn, &model.create_sql())?;
                 }
-                Mode::Incremental(partitions) => {
-                    incremental::apply_partitions(conn, model, partitions)?;
-                }
-                Mode::Unchanged => {}
             }
             Ok(())
         })
@@ -289,10 +297,17 @@ fn build_and_test(
             &format!("SELECT count(*) FROM {}", ident(&model.name)),
         )?;
         let build = started.elapsed();
+        let changed = match model.incremental {
+            Some(_) if incremental::tests_changed(conn, model)? => None,
+            _ => changed_rows(conn, model, &mode)?,
+        };
         for test in &model.tests {
-            for check in test.checks(&model.name) {
+            for check in test.checks(&model.name, changed.as_deref()) {
                 report.checks.push(check.run(conn)?);
             }
+        }
+        if model.incremental.is_some() {
+            incremental::record_tests(conn, model)?;
         }
         report.models.push(ModelRun {
             name: model.name.clone(),
@@ -326,6 +341,27 @@ fn build_and_test(
     }
     bar.inc(1);
     Ok(())
+}
+
+/// The rows of the changed partitions of a model refreshed incrementally (none when it is
+/// unchanged): the rest were tested when they were built and have not changed since.
+fn changed_rows(conn: &Connection, model: &Model, mode: &Mode) -> Result<Option<String>> {
+    let Some(spec) = &model.incremental else {
+        return Ok(None);
+    };
+    let filter = match mode {
+        Mode::Full => return Ok(None),
+        Mode::Unchanged => "false".to_owned(),
+        Mode::Incremental(partitions) => format!(
+            "{} IN ({})",
+            incremental::key_columns(spec),
+            incremental::keys_sql(conn, model, spec, partitions)?
+        ),
+    };
+    Ok(Some(format!(
+        "(SELECT * FROM {} WHERE {filter})",
+        ident(&model.name)
+    )))
 }
 
 /// A model that changes between view and table must first lose its old kind:

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""micro-wh refresh costs over one events lake, every figure and ratio from the same run.
+
+Usage (from the project root, after `cargo build --release`):
+    python3 benches/refresh_bench.py [--rows 10000000] [--day-rows 10000] [--work /tmp/micro-wh-refresh-bench]
+
+It generates an events lake of --rows rows and builds the warehouse once, then times, each in its
+own process (wall seconds, peak RSS from wait4):
+  * the plain DuckDB script benches/plain_refresh.sql (the seed's minimal refresh: bronze view,
+    silver view that casts and drops NULL ids and invalid JSON, no dedup, the three gold
+    aggregates, three Parquet exports), run by the same engine (`micro-wh sql --in-memory -f`)
+  * micro-wh refresh --full               (every model rebuilt, tested, historized, exported)
+then appends --day-rows rows into one day and times
+  * micro-wh refresh                      (incremental: only the appended day's partitions)
+  * micro-wh refresh                      (nothing changed)
+  * micro-wh compact events, then micro-wh refresh (the models must say `unchanged`)
+It prints the figures and the ratios full / script and incremental / full; it asserts nothing.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release", "micro-wh")
+
+
+def run(args, cwd):
+    """Runs micro-wh; returns (seconds, peak RSS MiB, stdout). Fails loudly if it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen([BIN] + args, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"micro-wh {' '.join(args)} failed:\n{err.read().decode(errors='replace')[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def modes(out):
+    """`model: mode` of every model line a refresh printed."""
+    return "; ".join(f"{l.split()[0]}: {l.split()[1]}" + (f" {l.split()[2]} {l.split()[3]}" if "(" in l else "")
+                     for l in out.splitlines() if " rows  built in " in l)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--day-rows", type=int, default=10_000)
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "micro-wh-refresh-bench"))
+    args = ap.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} not found: run `cargo build --release` (or set CARGO_TARGET_DIR)")
+    work = os.path.abspath(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    shutil.copytree(os.path.join(ROOT, "sql"), os.path.join(work, "sql"))
+    shutil.rmtree(os.path.join(work, "sql", "models", "business_events"))
+    with open(os.path.join(work, "warehouse.yaml"), "w") as f:
+        f.write(f"generate:\n  events:\n    rows: {args.rows}\n")
+    with open(os.path.join(work, "oneday.yaml"), "w") as f:
+        f.write(f'generate:\n  events:\n    rows: {args.day_rows}\n'
+                f'    start: "2025-12-31 00:00:00"\n    end: "2025-12-31 23:59:59"\n')
+    plain_exports = os.path.join(work, "plain_exports")
+    os.makedirs(plain_exports)
+    with open(os.path.join(ROOT, "benches", "plain_refresh.sql")) as f:
+        script = f.read().replace("{{lake_dir}}", os.path.join(work, "data")).replace("{{exports_dir}}", plain_exports)
+    with open(os.path.join(work, "plain_refresh.sql"), "w") as f:
+        f.write(script)
+
+    run(["-q", "generate", "events"], work)
+    run(["-q", "refresh"], work)
+    ts, rs, _ = run(["-q", "sql", "--in-memory", "-f", "plain_refresh.sql"], work)
+    tf, rf, _ = run(["-q", "refresh", "--full"], work)
+    run(["-q", "--config", "oneday.yaml", "generate", "events", "--mode", "append", "--seed", "77"], work)
+    ti, ri, out_i = run(["refresh"], work)
+    tu, ru, _ = run(["refresh"], work)
+    run(["-q", "compact", "events"], work)
+    tc, rc, out_c = run(["refresh"], work)
+    size = os.path.getsize(os.path.join(work, "warehouse.duckdb")) / 2**20
+    print(f"cores: {os.cpu_count()}  lake: {args.rows:,} events  binary: {BIN}")
+    print(f"plain DuckDB script      {ts:7.2f} s {rs:7.0f} MiB")
+    print(f"micro-wh refresh --full  {tf:7.2f} s {rf:7.0f} MiB   warehouse.duckdb {size:.0f} MiB")
+    print(f"  full / script: time {tf / ts:.2f}x, peak RSS {rf / rs:.2f}x")
+    print(f"+ {args.day_rows:,} events appended into one day:")
+    print(f"incremental              {ti:7.2f} s {ri:7.0f} MiB   ({modes(out_i)})")
+    print(f"unchanged                {tu:7.2f} s {ru:7.0f} MiB")
+    print(f"after compact events     {tc:7.2f} s {rc:7.0f} MiB   ({modes(out_c)})")
+    print(f"  incremental / full: time {ti / tf:.3f}x ({100 * ti / tf:.1f}%), RSS {ri / rf:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
