@@ -290,6 +290,23 @@ impl StagedWrite {
     /// rewritten), the dataset's lake in one atomic step.
     pub fn publish(mut self, keep: Keep<'_>) -> Result<()> {
         if self.target.exists() {
+            // An hourly append adds one new folder and drops nothing: one rename into the
+            // lake is as atomic as a swap and costs nothing per file already there.
+            if let Some(root) = self.single_new_root()? {
+                if keeps_everything(&self.target, Path::new(""), keep)? {
+                    let (from, to) = (self.dir.join(&root), self.target.join(&root));
+                    if let Some(parent) = to.parent() {
+                        fs::create_dir_all(parent)
+                            .with_context(|| format!("cannot create {}", parent.display()))?;
+                    }
+                    fs::rename(&from, &to).with_context(|| {
+                        format!("cannot move {} to {}", from.display(), to.display())
+                    })?;
+                    self.published = true;
+                    let _ = fs::remove_dir_all(&self.dir);
+                    return Ok(());
+                }
+            }
             link_tree(&self.target, &self.dir, Path::new(""), keep)?;
         }
         if let Some(parent) = self.target.parent() {
@@ -310,6 +327,46 @@ impl StagedWrite {
         self.published = true;
         Ok(())
     }
+}
+
+impl StagedWrite {
+    /// The one folder of the staged tree that the lake lacks and that holds every staged
+    /// file, if there is such a folder (relative to the dataset).
+    fn single_new_root(&self) -> Result<Option<PathBuf>> {
+        let mut rel = PathBuf::new();
+        loop {
+            let entries: Vec<fs::DirEntry> = fs::read_dir(self.dir.join(&rel))
+                .with_context(|| format!("cannot read {}", self.dir.join(&rel).display()))?
+                .collect::<std::io::Result<_>>()?;
+            let [only] = entries.as_slice() else {
+                return Ok(None);
+            };
+            if !only.file_type()?.is_dir() {
+                return Ok(None);
+            }
+            rel.push(only.file_name());
+            if !self.target.join(&rel).exists() {
+                return Ok(Some(rel));
+            }
+        }
+    }
+}
+
+/// Whether `keep` accepts every file under `dir` (names only: nothing is opened).
+fn keeps_everything(dir: &Path, rel: &Path, keep: Keep<'_>) -> Result<bool> {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let rel = rel.join(entry.file_name());
+        let kept = if entry.file_type()?.is_dir() {
+            keeps_everything(&entry.path(), &rel, keep)?
+        } else {
+            keep(&rel)
+        };
+        if !kept {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 impl Drop for StagedWrite {
