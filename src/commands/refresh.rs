@@ -79,7 +79,7 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
             "{:<28} {:<27} {:>12} rows  built in {:>5.2} s, tested in {:>5.2} s",
             m.name,
             m.mode,
-            m.rows,
+            m.rows.map_or("(view)".to_owned(), |n| n.to_string()),
             m.build.as_secs_f64(),
             m.tests.as_secs_f64()
         );

@@ -605,10 +605,14 @@ fn create_bronze_view(
             hive_types.join(", ")
         )
     };
+    // Files of inferred schemas may differ, so the view unions them by name; that reads every
+    // file's footer whenever the view is bound, which grows with the lake. Declared columns
+    // give every file the same schema: the first file's is every file's.
+    let union = declared.is_none();
     db::execute(
         env.conn,
         &format!(
-            "CREATE OR REPLACE VIEW {} AS SELECT * FROM read_parquet({}, union_by_name = true{hive})",
+            "CREATE OR REPLACE VIEW {} AS SELECT * FROM read_parquet({}, union_by_name = {union}{hive})",
             ident(&bronze_view_name(dataset)),
             db::literal(&glob)
         ),
