@@ -6,6 +6,7 @@ pub mod export;
 pub mod generate;
 pub mod ingest;
 pub mod refresh;
+pub mod spark;
 pub mod sql;
 pub mod status;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Compact(args) => compact::run(&project, &args),
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
+        Command::Spark(args) => spark::run(&project, &args),
     }
 }
 
