@@ -20,9 +20,16 @@ import json
 import os
 import sys
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+try:
+    import pyspark  # noqa: F401  (imported where used; checked here for a clear message)
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+except ImportError as missing:
+    sys.exit(
+        f"error: {missing}: the Spark runner needs pyspark and sqlglot "
+        "(pip install 'pyspark>=3.5,<4' 'sqlglot>=26,<27') and a JDK"
+    )
 
 EXIT_ERROR = 1
 EXIT_TESTS_FAILED = 4
