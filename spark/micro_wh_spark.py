@@ -222,7 +222,10 @@ def run(spark, plan, compiled, lake, target):
             source["view"]
         )
     for view, (dataset, hive_types) in lake_reads.items():
-        lake_view(spark, lake, dataset, hive_types).createOrReplaceTempView(view)
+        # Typed as DuckDB types them: by the model's hive_types, else as DuckDB infers them.
+        types = dict(plan["lake_partition_types"].get(dataset, []))
+        types.update(hive_types)
+        lake_view(spark, lake, dataset, types).createOrReplaceTempView(view)
 
     failed = 0
     for model, sql, tests in models:
@@ -269,8 +272,8 @@ def check(spark, test, sql):
 
 def lake_view(spark, lake, dataset, partition_types):
     """A dataset's folder with partition discovery; partition values stay the text of the
-    folder names unless typed (as DuckDB's `hive_types` or micro-wh's bronze view types them),
-    so `month=01` is '01' on both engines."""
+    folder names unless typed (by a model's `hive_types`, micro-wh's bronze views, or DuckDB's
+    own inference), so `month=01` is '01' on both engines."""
     from pyspark.sql import functions as F
 
     folder = f"{lake}/{dataset}"

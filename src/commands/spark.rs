@@ -2,7 +2,9 @@
 //! plan (the models' SQL as refresh renders it, their data tests, the views and tables
 //! refresh gets from elsewhere) and the PySpark runner under `spark/` executes it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -23,6 +25,9 @@ struct Plan {
     lake_dir: String,
     lake_dir_in_sql: String,
     sources: Vec<BronzeView>,
+    /// Per lake dataset folder, its partition columns typed as DuckDB's plain
+    /// `read_parquet(…, hive_partitioning = true)` types them.
+    lake_partition_types: BTreeMap<String, Vec<(String, String)>>,
     reference_tables: Vec<ReferenceTable>,
     models: Vec<PlannedModel>,
 }
@@ -122,6 +127,7 @@ fn plan(project: &Project, datasets: &[String]) -> Result<Plan> {
             known.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
+    let conn = db::open_in_memory(&project.config, project.config.threads())?;
     let models = inputs
         .models
         .iter()
@@ -137,7 +143,8 @@ fn plan(project: &Project, datasets: &[String]) -> Result<Plan> {
             .to_string_lossy()
             .replace('\\', "/"),
         sources: ingest::bronze_views(&project.config, &project.lake_dir())?,
-        reference_tables: reference_tables(project, &inputs.migrations)?,
+        lake_partition_types: lake_partition_types(&conn, &project.lake_dir())?,
+        reference_tables: reference_tables(&conn, &inputs.migrations)?,
         models,
     })
 }
@@ -171,11 +178,10 @@ fn planned(model: &Model) -> PlannedModel {
 /// The migrations applied to an empty in-memory database (the warehouse file is not
 /// touched): the tables they create beside micro-wh's bookkeeping, with their rows.
 fn reference_tables(
-    project: &Project,
+    conn: &duckdb::Connection,
     migrations: &[warehouse::migrations::Migration],
 ) -> Result<Vec<ReferenceTable>> {
-    let conn = db::open_in_memory(&project.config, 1)?;
-    warehouse::ensure_bookkeeping(&conn)?;
+    warehouse::ensure_bookkeeping(conn)?;
     let tables = |conn: &duckdb::Connection| -> Result<Vec<String>> {
         let sql = "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1";
         let mut stmt = db::prepare(conn, sql)?;
@@ -184,15 +190,15 @@ fn reference_tables(
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     };
-    let bookkeeping = tables(&conn)?;
-    warehouse::migrations::apply(&conn, migrations, false)
+    let bookkeeping = tables(conn)?;
+    warehouse::migrations::apply(conn, migrations, false)
         .context("cannot apply the migrations to an in-memory database for Spark")?;
     let mut out = Vec::new();
-    for name in tables(&conn)?
+    for name in tables(conn)?
         .into_iter()
         .filter(|t| !bookkeeping.contains(t))
     {
-        out.push(reference_table(&conn, &name)?);
+        out.push(reference_table(conn, &name)?);
     }
     Ok(out)
 }
@@ -221,4 +227,56 @@ fn reference_table(conn: &duckdb::Connection, name: &str) -> Result<ReferenceTab
         columns,
         rows,
     })
+}
+
+/// DuckDB's types for the partition columns of every dataset folder in the lake (from the
+/// folder names of its first file), so a model's `read_parquet` without `hive_types` sees
+/// the same types on Spark: `hour=7` a BIGINT, `month=01` the text '01'.
+fn lake_partition_types(
+    conn: &duckdb::Connection,
+    lake_dir: &Path,
+) -> Result<BTreeMap<String, Vec<(String, String)>>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(lake_dir) else {
+        return Ok(out);
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let dataset = entry.file_name().to_string_lossy().into_owned();
+        if dataset.starts_with(['.', '_']) || !entry.path().is_dir() {
+            continue;
+        }
+        let Some(first) = crate::lake::list_files(lake_dir, &dataset)?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let partitions: Vec<String> = first
+            .iter()
+            .filter_map(|part| part.to_str()?.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect();
+        if partitions.is_empty() {
+            continue;
+        }
+        let glob = format!(
+            "{}/**/*.parquet",
+            crate::lake::dataset_dir(lake_dir, &dataset)
+                .to_string_lossy()
+                .replace('\\', "/")
+        );
+        let sql = format!(
+            "DESCRIBE SELECT * FROM read_parquet({}, hive_partitioning = true, union_by_name = true)",
+            db::literal(&glob)
+        );
+        let mut stmt = db::prepare(conn, &sql)?;
+        let columns: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let typed = partitions
+            .iter()
+            .filter_map(|p| columns.iter().find(|(c, _)| c == p).cloned())
+            .collect();
+        out.insert(dataset, typed);
+    }
+    Ok(out)
 }
