@@ -59,8 +59,8 @@ def main(argv=None):
     parser.add_argument(
         "--lake-report",
         default=None,
-        help="also write, per lake dataset folder, what Spark reads there (row count, "
-        "column types, partition values) as JSON to this file",
+        help="also write what a plain spark.read.parquet finds in each lake dataset folder "
+        "(rows, column types, partition values) and each exported Parquet file, as JSON",
     )
     args = parser.parse_args(argv)
     with open(args.plan, encoding="utf-8") as f:
@@ -73,7 +73,7 @@ def main(argv=None):
     try:
         functions = {row[0].lower() for row in spark.sql("SHOW FUNCTIONS").collect()}
         if args.lake_report:
-            write_lake_report(spark, lake, args.lake_report)
+            write_lake_report(spark, lake, plan["exports_dir"], args.lake_report)
         if not args.target:
             return 0
         try:
@@ -293,18 +293,25 @@ def reference_view(spark, table):
     df.createOrReplaceTempView(table["name"])
 
 
-def write_lake_report(spark, lake, path):
-    """What a plain `spark.read.parquet(folder)` with Spark's default partition discovery
-    finds in each dataset folder of a local lake."""
+def write_lake_report(spark, lake, exports_dir, path):
+    """What a plain `spark.read.parquet` with Spark's default partition discovery finds in
+    each dataset folder of a local lake, and in each exported Parquet file."""
     spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "true")
-    report = {}
+    report = {"lake": {}, "exports": {}}
+    for name in sorted(os.listdir(exports_dir)) if os.path.isdir(exports_dir) else []:
+        if name.endswith(".parquet"):
+            df = spark.read.parquet(os.path.join(exports_dir, name))
+            report["exports"][name] = {
+                "rows": df.count(),
+                "columns": [[f.name, f.dataType.simpleString()] for f in df.schema.fields],
+            }
     for dataset in sorted(os.listdir(lake)):
         folder = os.path.join(lake, dataset)
         if dataset.startswith((".", "_")) or not os.path.isdir(folder):
             continue
         partitions = partition_columns(folder)
         df = spark.read.parquet(folder)
-        report[dataset] = {
+        report["lake"][dataset] = {
             "rows": df.count(),
             "columns": [[f.name, f.dataType.simpleString()] for f in df.schema.fields],
             "partition_values": sorted(

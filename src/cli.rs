@@ -153,7 +153,8 @@ pub struct SparkArgs {
     #[arg(long)]
     pub lake: Option<String>,
     /// Also write what Spark's plain `spark.read.parquet` finds in each lake dataset folder
-    /// (rows, column types, partition values) as JSON to this file, to compare with DuckDB.
+    /// (rows, column types, partition values) and each exported Parquet file (rows, column
+    /// types) as JSON to this file, to compare with DuckDB.
     #[arg(long)]
     pub lake_report: Option<PathBuf>,
     /// Python interpreter with pyspark and sqlglot installed.

@@ -185,11 +185,34 @@ fn every_gold_table_on_spark_equals_micro_wh_row_for_row() {
         assert_eq!(differing, 0, "{name}: {differing} of {rows} rows differ");
     }
 
-    // The lake itself, read plainly by both engines.
+    // The exports and the lake itself, read plainly by both engines.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for (_, name) in &gold {
+        let file = format!("{name}.parquet");
+        let spark = &report["exports"][&file];
+        let duck = format!(
+            "read_parquet('{}')",
+            p.path(&format!("exports/{file}")).display()
+        );
+        assert_eq!(
+            spark["rows"].as_i64(),
+            Some(value::<i64>(&conn, &format!("SELECT count(*) FROM {duck}"))),
+            "exports/{file}: rows on Spark ({spark})"
+        );
+        let spark_cols: Vec<(String, String)> = spark["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let (name, ty) = (c[0].as_str().unwrap(), c[1].as_str().unwrap());
+                (name.to_owned(), spark_name_as_duckdb(ty))
+            })
+            .collect();
+        assert_eq!(columns(&conn, &duck), spark_cols, "exports/{file}: columns");
+    }
     for dataset in ["events", "business_events"] {
-        let spark = &report[dataset];
+        let spark = &report["lake"][dataset];
         let dir = p.path(&format!("data/{dataset}"));
         let duck = format!(
             "read_parquet('{}/**/*.parquet', hive_partitioning = true)",

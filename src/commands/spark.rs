@@ -24,6 +24,8 @@ struct Plan {
     /// Where the lake is (absolute), and what `{{ lake_dir }}` became in the SQL.
     lake_dir: String,
     lake_dir_in_sql: String,
+    /// micro-wh's exports, which `--lake-report` reads too.
+    exports_dir: String,
     sources: Vec<BronzeView>,
     /// Per lake dataset folder, its partition columns typed as DuckDB's plain
     /// `read_parquet(…, hive_partitioning = true)` types them.
@@ -142,6 +144,7 @@ fn plan(project: &Project, datasets: &[String]) -> Result<Plan> {
             .lake_dir
             .to_string_lossy()
             .replace('\\', "/"),
+        exports_dir: project.exports_dir().to_string_lossy().replace('\\', "/"),
         sources: ingest::bronze_views(&project.config, &project.lake_dir())?,
         lake_partition_types: lake_partition_types(&conn, &project.lake_dir())?,
         reference_tables: reference_tables(&conn, &inputs.migrations)?,
