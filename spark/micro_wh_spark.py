@@ -164,6 +164,11 @@ def transpile(model, sql, functions, lake_dir_in_sql, lake_reads, test=None):
             )
     if missing:
         raise NotPortable("\n".join(missing))
+    # sqlglot writes DuckDB's quantile_cont as PERCENTILE_CONT(x, q), which Spark 3 lacks; its
+    # `percentile` is the same exact, interpolated quantile.
+    for call in list(tree.find_all(exp.PercentileCont)):
+        if call.expression is not None and not isinstance(call.parent, exp.WithinGroup):
+            call.replace(exp.Anonymous(this="PERCENTILE", expressions=[call.this, call.expression]))
     try:
         return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as e:
@@ -180,16 +185,23 @@ def replace_lake_reads(tree, where, lake_dir_in_sql, lake_reads):
             raise NotPortable(f"{where}: {call.name} must read one path under {{{{ lake_dir }}}}")
         dataset = lake_dataset(path.this, lake_dir_in_sql)
         if dataset is None:
-            raise NotPortable(
-                f"{where}: {call.name}('{path.this}') is not under the lake ({lake_dir_in_sql}/)"
-            )
+            # Not the lake (a registry file, say): the same path, from the project root.
+            if any(c in path.this for c in "*?[") or len(call.expressions) > 1:
+                raise NotPortable(
+                    f"{where}: {call.name}('{path.this}') outside the lake ({lake_dir_in_sql}/) "
+                    "must name one file or folder, without options"
+                )
+            view = "__file_" + str(len(lake_reads))
+            lake_reads[view] = {"file": path.this}
+            table.replace(exp.Table(this=exp.to_identifier(view), alias=table.args.get("alias")))
+            continue
         hive_types = {}
         for option in call.expressions[1:]:
             if isinstance(option, exp.EQ) and option.this.name.lower() == "hive_types":
                 for field in option.expression.expressions:
                     hive_types[field.this.name] = field.expression.name
         view = "__lake_" + dataset.replace("/", "__")
-        lake_reads[view] = (dataset, hive_types)
+        lake_reads[view] = {"dataset": dataset, "hive_types": hive_types}
         table.replace(exp.Table(this=exp.to_identifier(view), alias=table.args.get("alias")))
 
 
@@ -221,11 +233,17 @@ def run(spark, plan, compiled, lake, target):
         lake_view(spark, lake, source["dataset"], dict(source["partitions"])).createOrReplaceTempView(
             source["view"]
         )
-    for view, (dataset, hive_types) in lake_reads.items():
+    for view, read in lake_reads.items():
+        if "file" in read:
+            path = read["file"]
+            if "://" not in path and not os.path.isabs(path):
+                path = os.path.join(plan["root"], path)
+            spark.read.parquet(path).createOrReplaceTempView(view)
+            continue
         # Typed as DuckDB types them: by the model's hive_types, else as DuckDB infers them.
-        types = dict(plan["lake_partition_types"].get(dataset, []))
-        types.update(hive_types)
-        lake_view(spark, lake, dataset, types).createOrReplaceTempView(view)
+        types = dict(plan["lake_partition_types"].get(read["dataset"], []))
+        types.update(read["hive_types"])
+        lake_view(spark, lake, read["dataset"], types).createOrReplaceTempView(view)
 
     failed = 0
     for model, sql, tests in models:

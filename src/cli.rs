@@ -118,6 +118,14 @@ pub enum Command {
     ///
     /// An inline query prints its result as a table; --file runs a script of statements.
     Sql(SqlArgs),
+    /// Wifi-device telemetry: a kept device registry and an hourly CSV feed for `ingest`.
+    ///
+    ///   micro-wh telemetry init --devices 20000000 --seed 7   # once: devices.parquet + clock
+    ///   micro-wh telemetry tick --hours 24                    # one CSV file per hour
+    ///   micro-wh ingest telemetry                             # into data/telemetry/date=…/hour=…/
+    ///   micro-wh telemetry status
+    #[command(verbatim_doc_comment)]
+    Telemetry(TelemetryArgs),
     /// Run the same models on Apache Spark over the same lake (PySpark, sqlglot).
     ///
     /// Each model's SQL is transpiled from DuckDB's dialect to Spark SQL with sqlglot,
@@ -132,6 +140,48 @@ pub enum Command {
     /// Exit codes: 0 built and written, 4 data tests failed (nothing written), 1 error (a model
     /// using a DuckDB function Spark lacks is named with the function and the line).
     Spark(SparkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TelemetryArgs {
+    #[command(subcommand)]
+    pub command: TelemetryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// Create the device registry (generate.telemetry.registry): every device inside a real US
+    /// state border, with its state, Census region, site, cell, sector and band.
+    ///
+    /// Devices are spread uniformly over the land area (after one device per state, so every
+    /// state reports). Refused when a registry exists, unless --force, which replaces it and
+    /// restarts the clock at generate.telemetry.start.
+    Init {
+        /// Devices (default generate.telemetry.devices).
+        #[arg(long)]
+        devices: Option<u64>,
+        /// Seed (default generate.telemetry.seed); the same seed gives the same registry.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Replace an existing registry.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the next hour(s) of measurements as CSV files, one per hour, and move the clock.
+    ///
+    /// Each file (telemetry_YYYY-MM-DDTHH.csv) holds every device's registry columns, the
+    /// hour as `datetime` and metric_1 … metric_20. A tick killed at any moment leaves no
+    /// half file under its final name and never skips or repeats an hour.
+    Tick {
+        /// Hours to write.
+        #[arg(long, default_value_t = 1)]
+        hours: u32,
+        /// Folder for the files (default generate.telemetry.out, the telemetry source's path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the registry's size and seed, the clock and the hours produced.
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -29,7 +29,7 @@ pub fn run(project: &Project, args: &GenerateArgs) -> Result<Outcome> {
                 Some(dir) => project.cwd.join(dir),
                 None => project.path(&files.default_out()),
             };
-            let report = files.write(&out, &project.progress())?;
+            let report = files.write(&project.root, &out, &project.config, &project.progress())?;
             println!(
                 "generated {} {} rows in {} files into {}",
                 report.rows,

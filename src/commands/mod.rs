@@ -9,6 +9,7 @@ pub mod refresh;
 pub mod spark;
 pub mod sql;
 pub mod status;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
         Command::Spark(args) => spark::run(&project, &args),
+        Command::Telemetry(args) => telemetry::run(&project, &args),
     }
 }
 

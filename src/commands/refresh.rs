@@ -156,7 +156,7 @@ fn generate_source_files(project: &Project, name: &str) -> Result<()> {
             source.path.display(),
             kind.name.replace('_', "-")
         );
-        files.write(&path, &project.progress())?;
+        files.write(&project.root, &path, &project.config, &project.progress())?;
     }
     Ok(())
 }

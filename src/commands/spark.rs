@@ -21,6 +21,8 @@ const RUNNER: &str = include_str!("../../spark/micro_wh_spark.py");
 
 #[derive(Serialize)]
 struct Plan {
+    /// The project root: other relative paths in the SQL are read from there.
+    root: String,
     /// Where the lake is (absolute), and what `{{ lake_dir }}` became in the SQL.
     lake_dir: String,
     lake_dir_in_sql: String,
@@ -137,6 +139,7 @@ fn plan(project: &Project, datasets: &[String]) -> Result<Plan> {
         .map(planned)
         .collect();
     Ok(Plan {
+        root: project.root.to_string_lossy().replace('\\', "/"),
         lake_dir: project.lake_dir().to_string_lossy().replace('\\', "/"),
         lake_dir_in_sql: project
             .config

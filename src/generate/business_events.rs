@@ -129,7 +129,13 @@ impl FileGenerator for BusinessEvents {
         self.config.out.clone()
     }
 
-    fn write(&self, out_dir: &Path, progress: &Progress) -> Result<FilesReport> {
+    fn write(
+        &self,
+        _root: &Path,
+        out_dir: &Path,
+        _config: &crate::config::Config,
+        progress: &Progress,
+    ) -> Result<FilesReport> {
         let c = &self.config;
         let seed = c.seed.unwrap_or_else(|| {
             let now = chrono::Utc::now();

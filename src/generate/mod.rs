@@ -8,6 +8,7 @@ pub mod business_events;
 pub mod events;
 pub mod plan;
 mod table_function;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,10 @@ pub trait Dataset: Send + Sync + 'static {
     fn plan(&self, max_unit_rows: usize) -> Vec<Unit>;
     /// The rows of one unit; a pure function of the unit and the dataset's seed.
     fn build(&self, unit: &Unit) -> Result<RecordBatch>;
+    /// The rows of a unit larger than one DuckDB vector, as batches of at most one vector.
+    fn build_chunks(&self, unit: &Unit) -> Result<Vec<RecordBatch>> {
+        Ok(vec![self.build(unit)?])
+    }
 }
 
 /// A generator `micro-wh generate <name>` knows. Adding a dataset is one module that
@@ -52,7 +57,7 @@ pub struct Kind {
 }
 
 /// Every generator, in the order `--help` lists them.
-pub const KINDS: &[Kind] = &[events::KIND, business_events::KIND];
+pub const KINDS: &[Kind] = &[events::KIND, business_events::KIND, telemetry::KIND];
 
 /// What a generator produces: lake partitions, or raw files an upstream system would deliver.
 pub enum Generator {
@@ -64,7 +69,14 @@ pub enum Generator {
 pub trait FileGenerator {
     /// Folder written when `--out` is not given, relative to the project root.
     fn default_out(&self) -> PathBuf;
-    fn write(&self, out_dir: &Path, progress: &Progress) -> Result<FilesReport>;
+    /// Writes the files into `out_dir`; `root` is the project root (for state files).
+    fn write(
+        &self,
+        root: &Path,
+        out_dir: &Path,
+        config: &Config,
+        progress: &Progress,
+    ) -> Result<FilesReport>;
 }
 
 #[derive(Debug)]

@@ -1,9 +1,12 @@
 //! The `micro_wh_generate(first, end)` table function: DuckDB's worker threads each claim
 //! the next work unit of `first..end`, build its Arrow batch in Rust and hand it over as
-//! one data chunk.
+//! one data chunk. A unit may build more than one chunk's rows (see [`Dataset::build_chunks`]):
+//! the chunks after the first wait in a shared queue for the next call of any thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use arrow::record_batch::RecordBatch;
 
 use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{
@@ -38,6 +41,8 @@ pub struct BindData {
 pub struct InitData {
     next_unit: AtomicUsize,
     end: usize,
+    /// Chunks built but not yet handed to DuckDB.
+    ready: Mutex<Vec<RecordBatch>>,
 }
 
 impl VTab for GeneratorVTab {
@@ -74,6 +79,7 @@ impl VTab for GeneratorVTab {
         Ok(InitData {
             next_unit: AtomicUsize::new(bind.first),
             end: bind.end,
+            ready: Mutex::new(Vec::new()),
         })
     }
 
@@ -83,12 +89,32 @@ impl VTab for GeneratorVTab {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let job = &info.get_bind_data().job;
         let state = info.get_init_data();
-        let index = state.next_unit.fetch_add(1, Ordering::Relaxed);
-        if index >= state.end {
-            output.set_len(0);
-            return Ok(());
-        }
-        let batch = job.dataset.build(&job.units[index])?;
+        let queued = state
+            .ready
+            .lock()
+            .map_err(|_| "a generator thread panicked")?
+            .pop();
+        let batch = match queued {
+            Some(batch) => batch,
+            None => {
+                let index = state.next_unit.fetch_add(1, Ordering::Relaxed);
+                if index >= state.end {
+                    output.set_len(0);
+                    return Ok(());
+                }
+                let mut chunks = job.dataset.build_chunks(&job.units[index])?;
+                let Some(first) = chunks.pop() else {
+                    // An empty unit: DuckDB reads a zero-row chunk as the end, so go on.
+                    return Self::func(info, output);
+                };
+                state
+                    .ready
+                    .lock()
+                    .map_err(|_| "a generator thread panicked")?
+                    .extend(chunks);
+                first
+            }
+        };
         record_batch_to_duckdb_data_chunk(&batch, output)?;
         job.progress.inc(batch.num_rows() as u64);
         Ok(())

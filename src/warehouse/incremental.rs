@@ -20,8 +20,8 @@ const FILES: &str = "micro_wh_model_files";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Full,
-    /// The partition values whose rows are rebuilt.
-    Incremental(Vec<String>),
+    /// The partitions whose rows are rebuilt: each the values of the partition columns.
+    Incremental(Vec<Vec<String>>),
     Unchanged,
 }
 
@@ -75,11 +75,16 @@ pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
         .collect()
 }
 
-/// The partition value of a file, from its `<partition>=<value>` folder.
-fn partition_of(path: &str, partition: &str) -> Option<String> {
-    let prefix = format!("{partition}=");
-    path.split('/')
-        .find_map(|part| part.strip_prefix(&prefix).map(str::to_owned))
+/// The partition values of a file, from its `<partition>=<value>` folders.
+fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
+    partitions
+        .iter()
+        .map(|partition| {
+            let prefix = format!("{partition}=");
+            path.split('/')
+                .find_map(|part| part.strip_prefix(&prefix).map(str::to_owned))
+        })
+        .collect()
 }
 
 /// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
@@ -131,25 +136,33 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
 
 /// Replaces the rows of the changed partitions: delete the keys they feed, insert the
 /// model's rows for those keys.
-pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String]) -> Result<()> {
+pub fn apply_partitions(
+    conn: &Connection,
+    model: &Model,
+    partitions: &[Vec<String>],
+) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = keys_sql(conn, model, spec, partitions)?;
-    let key = ident(spec.key());
+    let key = match spec.keys() {
+        [one] => ident(one),
+        many => format!(
+            "({})",
+            many.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+        ),
+    };
     let table = ident(&model.name);
     // A temporary view of the same name shadows the source for this statement only; it
     // reads the real one by its full name (a bare `main.` would mean the temp schema).
     let shadow = match &spec.source {
         Some(source) => {
             let db: String = db::query_one(conn, "SELECT current_database()")?;
-            let values: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
             db::execute(
                 conn,
                 &format!(
-                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {part} IN ({values})",
+                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {filter}",
                     src = ident(source),
                     db = ident(&db),
-                    part = ident(&spec.partition),
-                    values = values.join(", ")
+                    filter = partition_filter(&spec.partition, partitions),
                 ),
             )?;
             Some(source)
@@ -174,41 +187,71 @@ pub fn apply_partitions(conn: &Connection, model: &Model, partitions: &[String])
     Ok(())
 }
 
-/// `SELECT <key value> FROM (VALUES …)` over the changed partition values, typed like the
-/// model's key column.
+/// A filter on the partition columns keeping just `partitions`: the form DuckDB prunes
+/// Hive folders with (literals compared to the columns, so they take the columns' types).
+fn partition_filter(columns: &[String], partitions: &[Vec<String>]) -> String {
+    if let [column] = columns {
+        let values: Vec<String> = partitions.iter().map(|p| literal(&p[0])).collect();
+        return format!("{} IN ({})", ident(column), values.join(", "));
+    }
+    partitions
+        .iter()
+        .map(|values| {
+            let terms: Vec<String> = columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| format!("{} = {}", ident(c), literal(v)))
+                .collect();
+            format!("({})", terms.join(" AND "))
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// `SELECT DISTINCT <key values> FROM (VALUES …)` over the changed partitions, typed like
+/// the model's key columns.
 fn keys_sql(
     conn: &Connection,
     model: &Model,
     spec: &IncrementalSpec,
-    partitions: &[String],
+    partitions: &[Vec<String>],
 ) -> Result<String> {
-    let key_type: String = conn
-        .query_row(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
-            params![model.name, spec.key()],
-            |r| r.get(0),
-        )
-        .with_context(|| format!("model {}: no column `{}` (incremental.key)", model.name, spec.key()))?;
-    let values: Vec<String> = partitions
+    let mut keys = Vec::new();
+    for key in spec.keys() {
+        let key_type: String = conn
+            .query_row(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+                params![model.name, key],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("model {}: no column `{key}` (incremental.key)", model.name))?;
+        // The partition values are folder text: an expression says how they map to the
+        // key, else a key named like a partition column is that value cast to its type.
+        let expr = match spec.key_expression(key) {
+            Some(e) => e.to_owned(),
+            None if spec.partition.contains(key) => ident(key),
+            None => anyhow::bail!(
+                "model {}: key `{key}` is not a partition column; say how a partition gives it with key_of_partition",
+                model.name
+            ),
+        };
+        keys.push(format!("CAST({expr} AS {key_type})"));
+    }
+    let rows: Vec<String> = partitions
         .iter()
-        .map(|p| format!("({})", literal(p)))
+        .map(|p| {
+            format!(
+                "({})",
+                p.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+            )
+        })
         .collect();
-    let partition = ident(&spec.partition);
-    // The partition value is text from a folder name; typed like the key unless an
-    // expression says how a partition maps to keys.
-    let expr = match &spec.key_of_partition {
-        Some(e) => e.clone(),
-        None => format!("CAST({partition} AS {key_type})"),
-    };
-    // With an expression, the partition is the folder's text and the expression casts it.
-    let source_type = if spec.key_of_partition.is_some() {
-        "VARCHAR"
-    } else {
-        key_type.as_str()
-    };
+    let columns: Vec<String> = spec.partition.iter().map(|p| ident(p)).collect();
     Ok(format!(
-        "SELECT DISTINCT CAST({expr} AS {key_type}) FROM (SELECT CAST(v AS {source_type}) AS {partition} FROM (VALUES {}) t(v))",
-        values.join(", "),
+        "SELECT DISTINCT {} FROM (VALUES {}) t({})",
+        keys.join(", "),
+        rows.join(", "),
+        columns.join(", ")
     ))
 }
 

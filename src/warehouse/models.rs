@@ -39,15 +39,19 @@ pub enum Materialized {
 pub struct IncrementalSpec {
     /// Lake dataset (folder) whose files drive the model.
     pub lake: String,
-    /// The dataset's partition column (`date` for `date=2024-01-01/`).
-    pub partition: String,
-    /// The model's column that a changed partition's rows are found by (default: `partition`).
+    /// The dataset's partition column(s) a change is tracked by: `date` for `date=…/`, or
+    /// `[date, hour]` for `date=…/hour=…/` (deeper levels count as part of their parent).
+    #[serde(deserialize_with = "one_or_many")]
+    pub partition: Vec<String>,
+    /// The model's column(s) that a changed partition's rows are found by (default: the
+    /// partition columns).
+    #[serde(default, deserialize_with = "one_or_many_opt")]
+    pub key: Option<Vec<String>>,
+    /// SQL over the partition columns (as folder text) giving the key value a partition
+    /// feeds (default: the value itself cast to the key's type): one expression for one key,
+    /// e.g. `date_trunc('week', CAST(date AS DATE))`, or a map key -> expression.
     #[serde(default)]
-    pub key: Option<String>,
-    /// SQL over `partition` giving the `key` value a partition feeds (default: the value
-    /// itself), e.g. `date_trunc('week', date)` for weekly rows.
-    #[serde(default)]
-    pub key_of_partition: Option<String>,
+    pub key_of_partition: Option<KeyOfPartition>,
     /// A relation the model reads whose rows of a partition feed only that partition's rows
     /// (a bronze view over the lake): while the model is refreshed incrementally it sees just
     /// the changed partitions of it, so only their files are read.
@@ -55,9 +59,62 @@ pub struct IncrementalSpec {
     pub source: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum KeyOfPartition {
+    One(String),
+    Each(std::collections::BTreeMap<String, String>),
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn one_or_many_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<String>>, D::Error> {
+    one_or_many(d).map(Some)
+}
+
 impl IncrementalSpec {
-    pub fn key(&self) -> &str {
+    pub fn keys(&self) -> &[String] {
         self.key.as_deref().unwrap_or(&self.partition)
+    }
+
+    /// The expression giving key `key` from the partition columns, when one is declared.
+    pub fn key_expression(&self, key: &str) -> Option<&str> {
+        match &self.key_of_partition {
+            Some(KeyOfPartition::One(e)) => Some(e),
+            Some(KeyOfPartition::Each(map)) => map.get(key).map(String::as_str),
+            None => None,
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.partition.is_empty() || self.keys().is_empty() {
+            return Err("incremental: `partition` and `key` need at least one column".into());
+        }
+        match &self.key_of_partition {
+            Some(KeyOfPartition::One(_)) if self.keys().len() != 1 => {
+                Err("incremental: one `key_of_partition` expression needs exactly one key; give a map key -> expression".into())
+            }
+            Some(KeyOfPartition::Each(map)) => match map.keys().find(|k| !self.keys().contains(k)) {
+                Some(k) => Err(format!("incremental: key_of_partition names `{k}`, which is not a key")),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 }
 
@@ -189,6 +246,9 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
                     spec_path.display(),
                     spec.name
                 );
+            }
+            if let Some(Err(message)) = spec.incremental.as_ref().map(IncrementalSpec::check) {
+                bail!("{}: model `{}`: {message}", spec_path.display(), spec.name);
             }
             let select = vars.render(&text, &path)?;
             let checksum = super::migrations::sha256_hex(

@@ -18,8 +18,11 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
         copy_dir(&sql, &dir.path().join("sql"));
-        // The business_events models need that source declared; tests that want them ask.
-        std::fs::remove_dir_all(dir.path().join("sql/models/business_events")).unwrap();
+        // The business_events and telemetry models need their sources declared; tests that
+        // want them ask.
+        for dataset in ["business_events", "telemetry"] {
+            std::fs::remove_dir_all(dir.path().join("sql/models").join(dataset)).unwrap();
+        }
         let project = Project { dir };
         project.write(
             "warehouse.yaml",
