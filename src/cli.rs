@@ -136,6 +136,20 @@ pub enum Command {
     ///   micro-wh telemetry status
     #[command(verbatim_doc_comment)]
     Telemetry(TelemetryArgs),
+    /// Run the same models on Apache Spark over the same lake (PySpark, sqlglot).
+    ///
+    /// Each model's SQL is transpiled from DuckDB's dialect to Spark SQL with sqlglot,
+    /// placeholders filled as refresh fills them; models are built in order (every one in
+    /// full), the data tests run as Spark queries, and when they pass, each gold model is
+    /// written as Parquet to <TARGET>/<model>/. Runs spark/micro_wh_spark.py (built into the
+    /// binary) with python3; needs `pip install pyspark sqlglot` and Java.
+    ///
+    /// On a cluster: `micro-wh spark --plan > plan.json`, then
+    /// `spark-submit spark/micro_wh_spark.py --plan plan.json --lake s3://… --target s3://…`.
+    ///
+    /// Exit codes: 0 built and written, 4 data tests failed (nothing written), 1 error (a model
+    /// using a DuckDB function Spark lacks is named with the function and the line).
+    Spark(SparkArgs),
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +192,34 @@ pub enum TelemetryCommand {
     },
     /// Show the registry's size and seed, the clock and the hours produced.
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct SparkArgs {
+    /// Where gold Parquet goes: a folder, or an s3://… or hdfs://… URI Spark can write.
+    #[arg(long, required_unless_present = "plan")]
+    pub target: Option<String>,
+    /// Only the models of this dataset (folder under sql/models); repeatable; default all.
+    #[arg(long = "dataset")]
+    pub datasets: Vec<String>,
+    /// Print the run plan (models with their SQL and tests, source views, reference tables)
+    /// as JSON for spark-submit, and run nothing.
+    #[arg(long, conflicts_with = "target")]
+    pub plan: bool,
+    /// Spark master URL.
+    #[arg(long, default_value = "local[*]")]
+    pub master: String,
+    /// Where Spark reads the lake (default: the project's lake folder).
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Also write what Spark's plain `spark.read.parquet` finds in each lake dataset folder
+    /// (rows, column types, partition values) and each exported Parquet file (rows, column
+    /// types) as JSON to this file, to compare with DuckDB.
+    #[arg(long)]
+    pub lake_report: Option<PathBuf>,
+    /// Python interpreter with pyspark and sqlglot installed.
+    #[arg(long, env = "MICRO_WH_PYTHON", default_value = "python3")]
+    pub python: String,
 }
 
 #[derive(Debug, Args)]

@@ -118,3 +118,84 @@ pub fn ident(name: &str) -> String {
 pub fn path_literal(path: &Path) -> String {
     literal(&path.to_string_lossy().replace('\\', "/"))
 }
+
+/// The Spark SQL-readable type for a DuckDB column type, when the type has to change:
+/// Spark has no 128-bit or unsigned integers, refuses nanosecond timestamps, and reads the
+/// Parquet JSON annotation only in some versions. Values are kept exactly (DuckDB itself
+/// would write HUGEINT as a lossy DOUBLE).
+fn portable_type(duckdb_type: &str) -> Option<&'static str> {
+    Some(match duckdb_type {
+        "HUGEINT" | "UHUGEINT" => "DECIMAL(38, 0)",
+        "UBIGINT" => "DECIMAL(20, 0)",
+        "UINTEGER" => "BIGINT",
+        "USMALLINT" => "INTEGER",
+        "UTINYINT" => "SMALLINT",
+        "TIMESTAMP_NS" => "TIMESTAMP",
+        "JSON" => "VARCHAR",
+        _ => return None,
+    })
+}
+
+/// `select` wrapped so the Parquet written from it reads in Spark and other engines with the
+/// same values: top-level columns of a type Spark lacks are cast (see `portable_type`; a
+/// HUGEINT beyond 38 digits fails the write rather than lose digits);
+/// nested types are written as they are. Unchanged when no column needs a cast.
+pub fn portable_select(conn: &Connection, select: &str) -> Result<String> {
+    let describe = format!("DESCRIBE {select}");
+    let mut stmt = prepare(conn, &describe)?;
+    let columns: Vec<(String, String)> = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(|cause| Error::Sql {
+            sql: describe.clone(),
+            cause,
+        })?
+        .collect::<Result<_, _>>()?;
+    if columns.iter().all(|(_, ty)| portable_type(ty).is_none()) {
+        return Ok(select.to_owned());
+    }
+    let list: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| match portable_type(ty) {
+            Some(to) => format!("CAST({col} AS {to}) AS {col}", col = ident(name)),
+            None => ident(name),
+        })
+        .collect();
+    Ok(format!("SELECT {} FROM ({select})", list.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_select_casts_what_spark_cannot_read_and_keeps_values() {
+        let conn = Connection::open_in_memory().unwrap();
+        let select = "SELECT sum(x) AS s, CAST(7 AS UINTEGER) AS u, \
+                      CAST('2024-01-02 03:04:05.123456' AS TIMESTAMP_NS) AS t, \
+                      CAST('{\"a\": 1}' AS JSON) AS j, 'x' AS v \
+                      FROM (VALUES (123456789012345678901234567890::HUGEINT)) t(x)";
+        let portable = portable_select(&conn, select).unwrap();
+        let types: Vec<String> = conn
+            .prepare(&format!("SELECT column_type FROM (DESCRIBE {portable})"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            types,
+            ["DECIMAL(38,0)", "BIGINT", "TIMESTAMP", "VARCHAR", "VARCHAR"]
+        );
+        let s: String = query_one(
+            &conn,
+            &format!("SELECT CAST(s AS VARCHAR) || ' ' || CAST(t AS VARCHAR) || ' ' || j FROM ({portable})"),
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            "123456789012345678901234567890 2024-01-02 03:04:05.123456 {\"a\": 1}"
+        );
+        let plain = "SELECT 1 AS a";
+        assert_eq!(portable_select(&conn, plain).unwrap(), plain);
+    }
+}

@@ -620,6 +620,7 @@ impl Layout {
                 .collect();
             format!(", PARTITION_BY ({})", names.join(", "))
         };
+        let select = crate::db::portable_select(conn, select)?;
         let target = if self.partitions.is_empty() {
             dir.join(format!("{file_prefix}_0.parquet"))
         } else {

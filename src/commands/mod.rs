@@ -7,6 +7,7 @@ pub mod generate;
 pub mod ingest;
 pub mod refresh;
 pub mod report;
+pub mod spark;
 pub mod sql;
 pub mod status;
 pub mod telemetry;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Report(args) => report::run(&project, &args),
         Command::Status => status::run(&project),
         Command::Sql(args) => sql::run(&project, &args),
+        Command::Spark(args) => spark::run(&project, &args),
         Command::Telemetry(args) => telemetry::run(&project, &args),
     }
 }

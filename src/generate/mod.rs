@@ -215,12 +215,18 @@ pub fn generate(
     // DuckDB holds a partition's rows until the write ends (our partitions are far below
     // its flush threshold), so one COPY per slice keeps memory flat as the dataset grows.
     for (i, slice) in slices.iter().enumerate() {
+        let select = db::portable_select(
+            &conn,
+            &format!(
+                "SELECT * FROM {}({}, {})",
+                table_function::NAME,
+                slice.start,
+                slice.end
+            ),
+        )?;
         let sql = format!(
-            "COPY (SELECT * FROM {fun}({first}, {end})) TO {dir} (FORMAT parquet, PARTITION_BY ({partition_by}), \
+            "COPY ({select}) TO {dir} (FORMAT parquet, PARTITION_BY ({partition_by}), \
              COMPRESSION {comp}, ROW_GROUP_SIZE {rg}, FILENAME_PATTERN {pattern}, OVERWRITE_OR_IGNORE true)",
-            fun = table_function::NAME,
-            first = slice.start,
-            end = slice.end,
             dir = db::path_literal(&staged.dir),
             comp = compression.as_sql(),
             rg = config.lake.row_group_size,

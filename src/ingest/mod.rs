@@ -571,6 +571,72 @@ pub fn bronze_view_name(dataset: &str) -> String {
     format!("bronze_{}", dataset.replace('/', "_"))
 }
 
+/// A source's lake folder as its bronze view reads it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BronzeView {
+    pub view: String,
+    /// Folder under the lake (`<source>` or `<source>/<table>`).
+    pub dataset: String,
+    /// Hive partition columns with the DuckDB type the view gives them: the declared type of
+    /// a column partitioned as it is, VARCHAR for a derived value (so `month=01` stays '01').
+    pub partitions: Vec<(String, String)>,
+}
+
+impl BronzeView {
+    fn of(source: &SourceConfig, dataset: &str, declared: Option<&[Column]>) -> BronzeView {
+        let partitions = writer::layout(source)
+            .lake
+            .partitions
+            .iter()
+            .map(|(p, expr)| {
+                let ty = declared
+                    .and_then(|cols| cols.iter().find(|c| &c.name == p))
+                    .filter(|_| *expr == ident(p))
+                    .map_or("VARCHAR".to_owned(), |c| c.ty.clone());
+                (p.clone(), ty)
+            })
+            .collect();
+        BronzeView {
+            view: bronze_view_name(dataset),
+            dataset: dataset.to_owned(),
+            partitions,
+        }
+    }
+}
+
+/// The bronze views of every declared source whose lake folder holds files, as ingest
+/// creates them (for engines other than DuckDB reading the same lake).
+pub fn bronze_views(config: &Config, lake_dir: &Path) -> Result<Vec<BronzeView>> {
+    let mut views = Vec::new();
+    for (name, source) in &config.sources {
+        let declared = match &source.columns {
+            Some(pairs) => Some(validate::parse_columns(pairs, name)?),
+            None => None,
+        };
+        let mut datasets = vec![name.clone()];
+        if source.format == "sqlite" {
+            // One folder per table, as the ingest of each table names it.
+            let dir = crate::lake::dataset_dir(lake_dir, name);
+            datasets = std::fs::read_dir(&dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| format!("{name}/{}", e.file_name().to_string_lossy()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            datasets.sort();
+        }
+        for dataset in datasets {
+            if crate::lake::scan_files(lake_dir, &dataset)?.files > 0 {
+                views.push(BronzeView::of(source, &dataset, declared.as_deref()));
+            }
+        }
+    }
+    Ok(views)
+}
+
 /// `bronze_<dataset>` over the lake folder, by a path relative to the project root so the
 /// DuckDB CLI resolves it from there as micro-wh does.
 fn create_bronze_view(
@@ -583,19 +649,12 @@ fn create_bronze_view(
         return Ok(());
     }
     let lake_rel = env.lake_dir.strip_prefix(env.root).unwrap_or(env.lake_dir);
-    let layout = writer::layout(source);
-    let glob = crate::lake::dataset_glob(lake_rel, dataset, layout.lake.partitions.len());
-    let hive_types: Vec<String> = layout
-        .lake
+    let bronze = BronzeView::of(source, dataset, declared);
+    let glob = crate::lake::dataset_glob(lake_rel, dataset, bronze.partitions.len());
+    let hive_types: Vec<String> = bronze
         .partitions
         .iter()
-        .map(|(p, expr)| {
-            let ty = declared
-                .and_then(|cols| cols.iter().find(|c| &c.name == p))
-                .filter(|_| *expr == ident(p))
-                .map_or("VARCHAR".to_owned(), |c| c.ty.clone());
-            format!("{}: '{}'", db::literal(p), ty)
-        })
+        .map(|(p, ty)| format!("{}: '{}'", db::literal(p), ty))
         .collect();
     let hive = if hive_types.is_empty() {
         String::new()
@@ -613,7 +672,7 @@ fn create_bronze_view(
         env.conn,
         &format!(
             "CREATE OR REPLACE VIEW {} AS SELECT * FROM read_parquet({}, union_by_name = {union}{hive})",
-            ident(&bronze_view_name(dataset)),
+            ident(&bronze.view),
             db::literal(&glob)
         ),
     )?;

@@ -163,6 +163,16 @@ impl DataTest {
 }
 
 impl Check {
+    /// The DuckDB query counting offending rows (for another engine to transpile).
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// For row_count: the bounds the query's value must lie within.
+    pub fn bounds(&self) -> Option<(Option<u64>, Option<u64>)> {
+        self.bounds
+    }
+
     pub fn run(&self, conn: &Connection) -> Result<CheckOutcome> {
         let value = db::query_one::<i64>(conn, &self.sql)? as u64;
         let (failing_rows, detail) = match self.bounds {

@@ -10,9 +10,9 @@ use crate::config::{Compression, ExportFormat};
 use crate::db::{self, ident, path_literal};
 use crate::error::Result;
 
-/// The `COPY` writing `table` to `path`.
+/// The `COPY` writing `source` (a quoted table name or a parenthesized query) to `path`.
 pub fn copy_sql(
-    table: &str,
+    source: &str,
     path: &Path,
     format: ExportFormat,
     compression: Compression,
@@ -21,11 +21,7 @@ pub fn copy_sql(
         ExportFormat::Parquet => format!("FORMAT parquet, COMPRESSION {}", compression.as_sql()),
         ExportFormat::Csv => "FORMAT csv, HEADER true".to_owned(),
     };
-    format!(
-        "COPY {} TO {} ({options})",
-        ident(table),
-        path_literal(path)
-    )
+    format!("COPY {source} TO {} ({options})", path_literal(path))
 }
 
 /// Exports written into a hidden staging folder beside the exports directory; `publish`
@@ -85,13 +81,21 @@ impl StagedExports {
         })
     }
 
-    /// Writes `table` in every format; the error names the table.
+    /// Writes `table` in every format, with the column types Spark reads (see
+    /// `db::portable_select`); the error names the table.
     pub fn write(&mut self, conn: &Connection, table: &str) -> Result<()> {
+        let select = db::portable_select(conn, &format!("SELECT * FROM {}", ident(table)))
+            .with_context(|| format!("cannot export {table}"))?;
         for &format in &self.formats {
             let file = format!("{table}.{}", format.extension());
             db::execute(
                 conn,
-                &copy_sql(table, &self.staging.join(&file), format, self.compression),
+                &copy_sql(
+                    &format!("({select})"),
+                    &self.staging.join(&file),
+                    format,
+                    self.compression,
+                ),
             )
             .with_context(|| format!("cannot export {table}"))?;
             self.written.push(self.dir.join(file));

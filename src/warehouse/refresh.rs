@@ -65,7 +65,7 @@ impl RefreshInputs {
                 for format in formats {
                     let path = dir.join(format!("{}.{}", m.name, format.extension()));
                     sql.push_str(&export::copy_sql(
-                        &m.name,
+                        &ident(&m.name),
                         &path,
                         *format,
                         config.lake.compression,

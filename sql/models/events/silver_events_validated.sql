@@ -26,6 +26,7 @@ SELECT
         WHEN reject_reason IS NULL
             AND row_number() OVER (
                 PARTITION BY reject_reason IS NULL, event_time, user_id, team_id, event_name, properties, date
+                ORDER BY event_time  -- any order (the rows are identical); Spark requires one
             ) > 1
         THEN 'duplicate of another row'
         ELSE reject_reason
