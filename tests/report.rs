@@ -50,7 +50,8 @@ fn exits(p: &Project, args: &[&str], code: i32) {
 }
 
 /// Telemetry gold tables as the telemetry models write them (their schema), from the
-/// project's own state geometry: every state but Texas, so that one state has no data.
+/// project's own state geometry: every state but Texas, so that one state has no data. They
+/// replace the tables the demo's telemetry models built (every state reports there).
 fn add_telemetry(p: &Project) {
     let geometry: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -77,7 +78,7 @@ fn add_telemetry(p: &Project) {
     p.write(
         "telemetry.sql",
         &format!(
-            "CREATE TABLE gold_state_hourly AS
+            "CREATE OR REPLACE TABLE gold_state_hourly AS
              SELECT d::DATE AS date, h::INTEGER AS hour, region, state,
                     (10 + i * 3 + h * (i % 5))::BIGINT AS devices,
                     (-95 + i * 0.37 + h * 0.11)::DOUBLE AS avg_signal_dbm,
@@ -85,7 +86,7 @@ fn add_telemetry(p: &Project) {
                     (50 + i * 2.5 - h)::DOUBLE AS avg_throughput_mbps
              FROM (VALUES {states}) s(state, region, i),
                   range(DATE '2025-12-20', DATE '2026-01-01', INTERVAL 1 DAY) t(d), range(24) r(h);
-             CREATE TABLE gold_region_daily AS
+             CREATE OR REPLACE TABLE gold_region_daily AS
              SELECT date, region, sum(devices)::BIGINT AS devices, (sum(devices) * 12)::BIGINT AS measurements,
                     avg(avg_signal_dbm) AS avg_signal_dbm, max(p95_latency_ms) AS p95_latency_ms,
                     avg(avg_throughput_mbps) AS avg_throughput_mbps
