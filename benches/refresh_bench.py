@@ -9,7 +9,9 @@ own process (wall seconds, peak RSS from wait4):
   * the plain DuckDB script benches/plain_refresh.sql (the seed's minimal refresh: bronze view,
     silver view that casts and drops NULL ids and invalid JSON, no dedup, the three gold
     aggregates, three Parquet exports), run by the same engine (`micro-wh sql --in-memory -f`)
-  * micro-wh refresh --full               (every model rebuilt, tested, historized, exported)
+  * micro-wh refresh --full               (every table rebuilt, tested, historized, exported;
+                                           silver, validated once per partition, is read from the lake)
+  * micro-wh refresh --revalidate         (--full, and every silver partition rewritten and retested)
 then appends --day-rows rows into one day and times
   * micro-wh refresh                      (incremental: only the appended day's partitions)
   * micro-wh refresh                      (nothing changed)
@@ -43,6 +45,11 @@ def run(args, cwd):
         return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
+def du(path):
+    """MiB of the files under `path`."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs) / 2**20
+
+
 def modes(out):
     """`model: mode` of every model line a refresh printed."""
     return "; ".join(f"{l.split()[0]}: {l.split()[1]}" + (f" {l.split()[2]} {l.split()[3]}" if "(" in l else "")
@@ -61,7 +68,9 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     shutil.copytree(os.path.join(ROOT, "sql"), os.path.join(work, "sql"))
-    shutil.rmtree(os.path.join(work, "sql", "models", "business_events"))
+    for other in os.listdir(os.path.join(work, "sql", "models")):
+        if other != "events":  # the events models only: the other datasets are not generated here
+            shutil.rmtree(os.path.join(work, "sql", "models", other))
     with open(os.path.join(work, "warehouse.yaml"), "w") as f:
         f.write(f"generate:\n  events:\n    rows: {args.rows}\n")
     with open(os.path.join(work, "oneday.yaml"), "w") as f:
@@ -75,9 +84,10 @@ def main():
         f.write(script)
 
     run(["-q", "generate", "events"], work)
-    run(["-q", "refresh"], work)
+    t1, r1, _ = run(["-q", "refresh"], work)
     ts, rs, _ = run(["-q", "sql", "--in-memory", "-f", "plain_refresh.sql"], work)
     tf, rf, _ = run(["-q", "refresh", "--full"], work)
+    tv, rv, _ = run(["-q", "refresh", "--revalidate"], work)
     run(["-q", "--config", "oneday.yaml", "generate", "events", "--mode", "append", "--seed", "77"], work)
     ti, ri, out_i = run(["refresh"], work)
     tu, ru, _ = run(["refresh"], work)
@@ -86,8 +96,13 @@ def main():
     size = os.path.getsize(os.path.join(work, "warehouse.duckdb")) / 2**20
     print(f"cores: {os.cpu_count()}  lake: {args.rows:,} events  binary: {BIN}")
     print(f"plain DuckDB script      {ts:7.2f} s {rs:7.0f} MiB")
-    print(f"micro-wh refresh --full  {tf:7.2f} s {rf:7.0f} MiB   warehouse.duckdb {size:.0f} MiB")
+    print(f"first micro-wh refresh   {t1:7.2f} s {r1:7.0f} MiB   (silver validated and written into the lake)")
+    print(f"micro-wh refresh --full  {tf:7.2f} s {rf:7.0f} MiB   warehouse.duckdb {size:.0f} MiB, "
+          f"silver in the lake {du(os.path.join(work, 'data', 'silver_events_validated')):.0f} MiB, "
+          f"bronze {du(os.path.join(work, 'data', 'events')):.0f} MiB")
     print(f"  full / script: time {tf / ts:.2f}x, peak RSS {rf / rs:.2f}x")
+    print(f"refresh --revalidate     {tv:7.2f} s {rv:7.0f} MiB   (every silver partition rewritten, every row test over all rows)")
+    print(f"  revalidate / script: time {tv / ts:.2f}x, peak RSS {rv / rs:.2f}x")
     print(f"+ {args.day_rows:,} events appended into one day:")
     print(f"incremental              {ti:7.2f} s {ri:7.0f} MiB   ({modes(out_i)})")
     print(f"unchanged                {tu:7.2f} s {ru:7.0f} MiB")

@@ -302,9 +302,15 @@ pub struct RefreshArgs {
     /// Go on when a versioned SQL file that was applied is gone from the SQL directory.
     #[arg(long)]
     pub allow_missing: bool,
-    /// Rebuild incremental models whole instead of only the lake partitions that changed.
+    /// Rebuild every table whole instead of only the lake partitions that changed. Lake
+    /// models (validated silver Parquet) and views keep following the changed partitions.
     #[arg(long)]
     pub full: bool,
+    /// --full, and also rewrite every partition of the lake models and run every row test
+    /// over all rows again (after a fix to validation SQL that kept its checksum, or to
+    /// re-check the lake).
+    #[arg(long)]
+    pub revalidate: bool,
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,20 @@ pub fn path_literal(path: &Path) -> String {
     literal(&path.to_string_lossy().replace('\\', "/"))
 }
 
+/// The (name, type) of each column `select` returns, in order, without running it.
+pub fn describe(conn: &Connection, select: &str) -> Result<Vec<(String, String)>> {
+    let describe = format!("DESCRIBE {select}");
+    let mut stmt = prepare(conn, &describe)?;
+    let columns = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(|cause| Error::Sql {
+            sql: describe.clone(),
+            cause,
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(columns)
+}
+
 /// The Spark SQL-readable type for a DuckDB column type, when the type has to change:
 /// Spark has no 128-bit or unsigned integers, refuses nanosecond timestamps, and reads the
 /// Parquet JSON annotation only in some versions. Values are kept exactly (DuckDB itself
@@ -141,15 +155,7 @@ fn portable_type(duckdb_type: &str) -> Option<&'static str> {
 /// HUGEINT beyond 38 digits fails the write rather than lose digits);
 /// nested types are written as they are. Unchanged when no column needs a cast.
 pub fn portable_select(conn: &Connection, select: &str) -> Result<String> {
-    let describe = format!("DESCRIBE {select}");
-    let mut stmt = prepare(conn, &describe)?;
-    let columns: Vec<(String, String)> = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(|cause| Error::Sql {
-            sql: describe.clone(),
-            cause,
-        })?
-        .collect::<Result<_, _>>()?;
+    let columns = describe(conn, select)?;
     if columns.iter().all(|(_, ty)| portable_type(ty).is_none()) {
         return Ok(select.to_owned());
     }

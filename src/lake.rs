@@ -115,9 +115,12 @@ pub fn newest_partition(lake_dir: &Path, dataset: &str) -> Result<Option<String>
 
 /// Glob matching every Parquet file of a dataset whose files sit `depth` folders down.
 pub fn dataset_glob(lake_dir: &Path, dataset: &str, depth: usize) -> String {
-    let mut glob = dataset_dir(lake_dir, dataset)
-        .to_string_lossy()
-        .replace('\\', "/");
+    files_glob(&dataset_dir(lake_dir, dataset), depth)
+}
+
+/// Glob matching every Parquet file `depth` folders below `dir`.
+pub fn files_glob(dir: &Path, depth: usize) -> String {
+    let mut glob = dir.to_string_lossy().replace('\\', "/");
     for _ in 0..depth {
         glob.push_str("/*");
     }
@@ -134,27 +137,18 @@ pub fn run_id() -> String {
     )
 }
 
-/// How a process holds the lake: writers alone, readers (refresh) together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    Shared,
-    Exclusive,
-}
-
-/// A hold on the lake (`<lake>/.lock`, flock); released when dropped. A writer leaves its pid
-/// and command line in the file while it holds it, so a busy lake can say who holds it.
+/// The lake held by one process at a time (`<lake>/.lock`, flock): every command that
+/// writes it (generate, ingest, compact) and the refresh, which reads it and writes its lake
+/// models; released when dropped. The holder leaves its pid and command line in the file,
+/// so a busy lake can say who holds it.
 pub struct LakeLock {
     file: File,
-    mode: LockMode,
+    lake_dir: PathBuf,
 }
 
 impl LakeLock {
-    /// Takes the lock, waiting up to `timeout` for other holders to let go.
-    pub fn acquire(
-        lake_dir: &Path,
-        mode: LockMode,
-        timeout: std::time::Duration,
-    ) -> Result<LakeLock> {
+    /// Takes the lock, waiting up to `timeout` for another holder to let go.
+    pub fn acquire(lake_dir: &Path, timeout: std::time::Duration) -> Result<LakeLock> {
         fs::create_dir_all(lake_dir)
             .with_context(|| format!("cannot create lake directory {}", lake_dir.display()))?;
         let path = lake_dir.join(".lock");
@@ -167,14 +161,14 @@ impl LakeLock {
             .with_context(|| format!("cannot open {}", path.display()))?;
         let started = std::time::Instant::now();
         loop {
-            match try_lock(&file, mode) {
+            match try_lock(&file) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if started.elapsed() >= timeout {
                         let holder = fs::read_to_string(&path).unwrap_or_default();
                         let holder = match holder.trim() {
-                            "" => "a refresh reading it".to_owned(),
-                            writer => format!("a writer: {writer}"),
+                            "" => "another process".to_owned(),
+                            holder => holder.to_owned(),
                         };
                         return Err(crate::error::Error::LakeBusy {
                             lake: lake_dir.to_owned(),
@@ -192,42 +186,63 @@ impl LakeLock {
                 }
             }
         }
-        if mode == LockMode::Exclusive {
+        {
             use std::io::{Seek, Write};
             let args: Vec<String> = std::env::args().collect();
             file.set_len(0)?;
             file.seek(std::io::SeekFrom::Start(0))?;
             writeln!(file, "pid {}: {}", std::process::id(), args.join(" "))?;
         }
-        Ok(LakeLock { file, mode })
+        // Only the holder stages: whatever staging holds now was left by a killed run.
+        // Cleaned once per hold, so that several staged writes of one holder (a refresh
+        // writing its lake models) keep each other's files.
+        let staging_root = lake_dir.join(STAGING_DIR);
+        if staging_root.exists() {
+            let leftovers = fs::read_dir(&staging_root)
+                .with_context(|| format!("cannot read {}", staging_root.display()))?
+                .next()
+                .is_some();
+            if leftovers {
+                tracing::info!(
+                    "removing leftovers of an interrupted run in {}",
+                    staging_root.display()
+                );
+            }
+            fs::remove_dir_all(&staging_root).with_context(|| {
+                format!("cannot clean staging directory {}", staging_root.display())
+            })?;
+        }
+        Ok(LakeLock {
+            file,
+            lake_dir: lake_dir.to_owned(),
+        })
+    }
+
+    /// The lake this lock holds.
+    pub fn lake_dir(&self) -> &Path {
+        &self.lake_dir
     }
 }
 
 impl Drop for LakeLock {
     fn drop(&mut self) {
-        // Readers find an empty file when no writer holds the lake.
-        if self.mode == LockMode::Exclusive {
-            let _ = self.file.set_len(0);
-        }
+        // A waiting process finds an empty file when nobody holds the lake.
+        let _ = self.file.set_len(0);
     }
 }
 
 #[cfg(unix)]
-fn try_lock(file: &File, mode: LockMode) -> std::io::Result<()> {
+fn try_lock(file: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let op = match mode {
-        LockMode::Shared => libc::LOCK_SH,
-        LockMode::Exclusive => libc::LOCK_EX,
-    };
     // SAFETY: flock on a descriptor we own; the lock is released when the file is closed.
-    match unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } {
+    match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
     }
 }
 
 #[cfg(not(unix))]
-fn try_lock(_file: &File, _mode: LockMode) -> std::io::Result<()> {
+fn try_lock(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -239,19 +254,35 @@ pub struct StagedWrite {
     /// crash mid-swap can be undone by the next run rather than cleaned away.
     aside: PathBuf,
     published: bool,
-    _lock: LakeLock,
+    /// Held by the write itself, unless the caller holds the lake (`begin_locked`).
+    _lock: Option<LakeLock>,
 }
 
 impl StagedWrite {
-    /// Takes the lake lock (waiting up to `lock_timeout`), removes what earlier killed runs
-    /// left in staging, and creates an empty staging directory for this run.
+    /// Takes the lake lock (waiting up to `lock_timeout`), which removes what earlier killed
+    /// runs left in staging, and creates an empty staging directory for this run.
     pub fn begin(
         lake_dir: &Path,
         dataset: &str,
         run_id: &str,
         lock_timeout: std::time::Duration,
     ) -> Result<StagedWrite> {
-        let lock = LakeLock::acquire(lake_dir, LockMode::Exclusive, lock_timeout)?;
+        let lock = LakeLock::acquire(lake_dir, lock_timeout)?;
+        StagedWrite::start(lake_dir, dataset, run_id, Some(lock))
+    }
+
+    /// A staged write under a lock the caller already holds (a refresh writing several lake
+    /// models in one hold).
+    pub fn begin_locked(lock: &LakeLock, dataset: &str, run_id: &str) -> Result<StagedWrite> {
+        StagedWrite::start(&lock.lake_dir, dataset, run_id, None)
+    }
+
+    fn start(
+        lake_dir: &Path,
+        dataset: &str,
+        run_id: &str,
+        lock: Option<LakeLock>,
+    ) -> Result<StagedWrite> {
         let target = dataset_dir(lake_dir, dataset);
         let flat = dataset.replace(['/', '\\'], "+");
         let aside = lake_dir.join(format!(".previous-{flat}"));
@@ -265,17 +296,7 @@ impl StagedWrite {
                     .with_context(|| format!("cannot restore {}", target.display()))?;
             }
         }
-        let staging_root = lake_dir.join(STAGING_DIR);
-        if staging_root.exists() {
-            tracing::info!(
-                "removing leftovers of an interrupted run in {}",
-                staging_root.display()
-            );
-            fs::remove_dir_all(&staging_root).with_context(|| {
-                format!("cannot clean staging directory {}", staging_root.display())
-            })?;
-        }
-        let dir = staging_root.join(format!("{flat}-{run_id}"));
+        let dir = lake_dir.join(STAGING_DIR).join(format!("{flat}-{run_id}"));
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(StagedWrite {
             dir,
@@ -307,8 +328,22 @@ impl StagedWrite {
                     return Ok(());
                 }
             }
+            self.link_kept(keep)?;
+        }
+        self.swap()
+    }
+
+    /// Hard-links the existing files `keep` accepts into the staged tree, which then holds
+    /// the whole dataset as it will be (readable before it is published).
+    pub fn link_kept(&mut self, keep: Keep<'_>) -> Result<()> {
+        if self.target.exists() {
             link_tree(&self.target, &self.dir, Path::new(""), keep)?;
         }
+        Ok(())
+    }
+
+    /// Makes the staged tree, as it is, the dataset's lake in one atomic step.
+    pub fn swap(mut self) -> Result<()> {
         if let Some(parent) = self.target.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -650,6 +685,16 @@ impl Layout {
 pub struct CopyOptions {
     pub compression: crate::config::Compression,
     pub row_group_size: u64,
+}
+
+impl CopyOptions {
+    /// The settings of the configuration's `lake:` section.
+    pub fn of(lake: &crate::config::Lake) -> CopyOptions {
+        CopyOptions {
+            compression: lake.compression,
+            row_group_size: lake.row_group_size,
+        }
+    }
 }
 
 /// Leaves exactly one file named `name` in every folder under `dir` that holds Parquet

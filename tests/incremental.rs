@@ -36,12 +36,14 @@ fn mode<'o>(out: &'o str, model: &str) -> &'o str {
     rest[..end].trim_end()
 }
 
-/// An incremental refresh, checked against a full rebuild of the same lake.
+/// An incremental refresh, checked against a rebuild of everything from the same lake
+/// (`--revalidate`: the silver partitions in the lake rewritten too).
 fn refresh_and_compare(p: &Project, step: &str) -> String {
     let out = p.ok(&["refresh", "--no-export"]);
     let incremental = fingerprints(p);
-    let full = p.ok(&["refresh", "--no-export", "--full"]);
+    let full = p.ok(&["refresh", "--no-export", "--revalidate"]);
     assert_eq!(mode(&full, "silver_events_validated"), "full");
+    assert_eq!(mode(&full, "gold_event_mix"), "full");
     assert_eq!(
         incremental,
         fingerprints(p),
@@ -71,6 +73,12 @@ fn every_incremental_step_equals_a_full_rebuild() {
     let out = p.ok(&["refresh", "--no-export"]);
     for m in INCREMENTAL {
         assert_eq!(mode(&out, m), "unchanged", "nothing changed");
+    }
+    // --full rebuilds the tables; silver, validated once per partition in the lake, stays.
+    let out = p.ok(&["refresh", "--no-export", "--full"]);
+    assert_eq!(mode(&out, "silver_events_validated"), "unchanged");
+    for m in &INCREMENTAL[1..] {
+        assert_eq!(mode(&out, m), "full", "--full");
     }
     let logged: String =
         p.warehouse_value("SELECT modes FROM refresh_log ORDER BY id DESC LIMIT 1");
@@ -248,5 +256,99 @@ fn row_tests_on_changed_partitions_fail_the_refresh() {
         detail,
         format!("{day} failing rows"),
         "the whole model was tested"
+    );
+}
+
+/// The files of the silver folder in the lake, each with its size and modification time.
+fn silver_files(p: &Project) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    common::walk(&p.path("data/silver_events_validated"), &mut |f| {
+        let meta = std::fs::metadata(f).unwrap();
+        files.push((
+            f.strip_prefix(p.dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            meta.len(),
+            meta.modified().unwrap(),
+        ));
+    });
+    files.sort();
+    files
+}
+
+/// Silver is validated Parquet in the lake, one file per day, written when the day arrives or
+/// changes and never again otherwise; the warehouse holds only a view over it. A crash between
+/// its publication and the warehouse commit, or a hand-deleted file, is repaired by the next
+/// refresh, which then equals a rebuild of everything.
+#[test]
+fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() {
+    let p = Project::new(3_000);
+    p.ok(&["refresh", "--no-export"]);
+    let kind: String = p.warehouse_value(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'silver_events_validated'",
+    );
+    assert_eq!(kind, "VIEW", "no copy of the lake inside the warehouse");
+    let days = partitions(&p);
+    let files = silver_files(&p);
+    assert_eq!(files.len(), days.len(), "one file per day: {files:?}");
+    for (day, (file, _, _)) in days.iter().zip(&files) {
+        assert_eq!(
+            file,
+            &format!("data/silver_events_validated/{day}/data.parquet")
+        );
+    }
+    let in_lake: i64 = p.file_value(
+        "SELECT count(*) FROM read_parquet('data/silver_events_validated/*/*.parquet')",
+    );
+    assert_eq!(in_lake, 3_000);
+
+    // Nothing new: not one silver file is written again, by a refresh or by --full.
+    p.ok(&["refresh", "--no-export"]);
+    p.ok(&["refresh", "--no-export", "--full"]);
+    assert_eq!(silver_files(&p), files, "written once");
+
+    // New rows in some days; the process dies after silver is published, before the commit.
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "40", "--seed", "5",
+    ]);
+    let run = p
+        .cmd(&["refresh", "--no-export"])
+        .env("MICRO_WH_FAULT", "refresh-after-lake-publish")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let published = silver_files(&p);
+    let rewritten = published.iter().filter(|f| !files.contains(f)).count();
+    assert!(rewritten > 0, "the new days were published");
+    assert_eq!(
+        published.len(),
+        files.len() + partitions(&p).len() - days.len()
+    );
+    let out = refresh_and_compare(&p, "after a crash between lake publication and commit");
+    assert_eq!(
+        mode(&out, "silver_events_validated"),
+        format!("incremental ({rewritten} partitions)")
+    );
+    let log: String =
+        p.warehouse_value("SELECT string_agg(status, ',' ORDER BY id) FROM refresh_log");
+    assert!(log.contains("interrupted"), "{log}");
+
+    // A silver file deleted by hand is written again, alone.
+    let day = partitions(&p)[7].clone();
+    std::fs::remove_file(p.path(&format!("data/silver_events_validated/{day}/data.parquet")))
+        .unwrap();
+    let out = refresh_and_compare(&p, "a deleted silver file");
+    assert_eq!(
+        mode(&out, "silver_events_validated"),
+        "incremental (1 partitions)"
+    );
+    assert!(p
+        .path(&format!("data/silver_events_validated/{day}/data.parquet"))
+        .exists());
+    let staging = p.path("data/.staging");
+    assert!(
+        !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+        "nothing left in staging"
     );
 }

@@ -833,7 +833,10 @@ fn a_second_refresh_or_a_generate_during_a_refresh_fails_clearly_or_waits_and_no
     let out = p.cmd(&append).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
-    assert!(stderr.contains("a refresh reading it"), "{stderr}");
+    assert!(
+        stderr.contains("in use by pid") && stderr.contains("refresh --no-export"),
+        "the busy lake names the refresh holding it: {stderr}"
+    );
 
     // A writer told to wait gets the lake once the refresh is done with it.
     let writer = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))

@@ -34,10 +34,7 @@ pub fn run(project: &Project, args: &CompactArgs) -> Result<Outcome> {
         args.datasets.clone()
     };
     let conn = db::open_in_memory(&project.config, project.config.threads())?;
-    let options = CopyOptions {
-        compression: project.config.lake.compression,
-        row_group_size: project.config.lake.row_group_size,
-    };
+    let options = CopyOptions::of(&project.config.lake);
     for name in &datasets {
         let report = lake::compact(
             &conn,

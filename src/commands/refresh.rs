@@ -10,7 +10,8 @@ use crate::{db, ingest, lake};
 pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
     let mut inputs = inputs(project)?;
     inputs.allow_missing = args.allow_missing;
-    inputs.full = args.full;
+    inputs.full = args.full || args.revalidate;
+    inputs.revalidate = args.revalidate;
     inputs.lake_dir = project.lake_dir();
     let exports_dir =
         (!args.no_export && project.config.refresh.export).then(|| project.exports_dir());
@@ -43,12 +44,8 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
         )?)?;
     }
 
-    // Readers together, writers alone: no generate or ingest publishes mid-refresh.
-    let _lake = lake::LakeLock::acquire(
-        &project.lake_dir(),
-        lake::LockMode::Shared,
-        project.config.lake.lock_timeout(),
-    )?;
+    // No generate or ingest publishes mid-refresh; and the refresh writes lake models.
+    let lake = lake::LakeLock::acquire(&project.lake_dir(), project.config.lake.lock_timeout())?;
     let conn = db::open_warehouse(
         &project.warehouse(),
         &project.config,
@@ -60,6 +57,7 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
         &project.config,
         exports_dir.as_deref().map(|d| (d, formats.as_slice())),
         project.progress(),
+        &lake,
     );
     // The report is drawn after a failed refresh too: its failing tests are what to look at.
     if project.config.refresh.report {

@@ -159,7 +159,7 @@ fn planned(model: &Model) -> PlannedModel {
     let tests = model
         .tests
         .iter()
-        .flat_map(|t| t.checks(&model.name, None))
+        .flat_map(|t| t.checks(&model.name, None, &warehouse::data_tests::read_count))
         .map(|c| {
             let (min, max) = c.bounds().unwrap_or_default();
             PlannedTest {

@@ -508,10 +508,7 @@ impl TableJob<'_> {
                 layout: &layout.lake,
                 columns,
                 prefix: writer::file_prefix(self.file.rel),
-                options: crate::lake::CopyOptions {
-                    compression: self.env.config.lake.compression,
-                    row_group_size: self.env.config.lake.row_group_size,
-                },
+                options: crate::lake::CopyOptions::of(&self.env.config.lake),
             });
         let job = LoadJob {
             conn,

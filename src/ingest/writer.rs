@@ -73,10 +73,7 @@ impl Target<'_> {
             &lake::run_id(),
             self.config.lake.lock_timeout(),
         )?;
-        let options = CopyOptions {
-            compression: self.config.lake.compression,
-            row_group_size: self.config.lake.row_group_size,
-        };
+        let options = CopyOptions::of(&self.config.lake);
         if self.layout.merges() {
             let (replaced, affected) = self.merge(incoming, rows, &staged.dir, &options)?;
             staged.publish(&|rel: &Path| {

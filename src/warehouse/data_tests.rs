@@ -41,6 +41,14 @@ fn default_max_reject_fraction() -> f64 {
     0.01
 }
 
+/// A model's row count as an SQL expression.
+pub type RowCount<'a> = &'a dyn Fn(&str) -> String;
+
+/// The row count of `model`, read from it.
+pub fn read_count(model: &str) -> String {
+    format!("(SELECT count(*) FROM {})", ident(model))
+}
+
 /// A single check, ready to run.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -83,8 +91,9 @@ impl DataTest {
 
     /// The checks of this test on `model`. `changed`, a relation holding the model's rows of
     /// the changed partitions, narrows the row-level tests to them; whole-table invariants
-    /// (unique, row_count, reject_rate) always read the whole model.
-    pub fn checks(&self, model: &str, changed: Option<&str>) -> Vec<Check> {
+    /// (unique, row_count, reject_rate) always hold over the whole model, whose row count
+    /// `count` gives as SQL (read, or kept per partition by the refresh).
+    pub fn checks(&self, model: &str, changed: Option<&str>, count: RowCount<'_>) -> Vec<Check> {
         let whole = ident(model);
         let changed = changed.filter(|_| self.is_row_level());
         let table = changed.map_or_else(|| whole.clone(), |c| format!("{c} AS {whole}"));
@@ -141,7 +150,7 @@ impl DataTest {
                     max.map(|m| format!("{}<= {m}", if min.is_some() { ", " } else { "" }))
                         .unwrap_or_default()
                 ),
-                sql: format!("SELECT count(*) FROM {table}"),
+                sql: format!("SELECT {}", count(model)),
                 bounds: Some((*min, *max)),
                 scoped: false,
             }],
@@ -149,9 +158,9 @@ impl DataTest {
                 format!("reject_rate(<= {} % of {of})", max_fraction * 100.0),
                 // Fails with this model's row count when the fraction is exceeded.
                 format!(
-                    "SELECT CASE WHEN (SELECT count(*) FROM {table}) > {max_fraction} * (SELECT count(*) FROM {}) \
-                     THEN (SELECT count(*) FROM {table}) ELSE 0 END",
-                    ident(of)
+                    "SELECT CASE WHEN {rows} > {max_fraction} * {} THEN {rows} ELSE 0 END",
+                    count(of),
+                    rows = count(model)
                 ),
             )],
             DataTest::Expression(expr) => vec![check(
@@ -171,6 +180,23 @@ impl Check {
     /// For row_count: the bounds the query's value must lie within.
     pub fn bounds(&self) -> Option<(Option<u64>, Option<u64>)> {
         self.bounds
+    }
+
+    /// Whether the check looks at the changed partitions only.
+    pub fn is_scoped(&self) -> bool {
+        self.scoped
+    }
+
+    /// The outcome of a scoped check when no partition changed: there is no row to test (and
+    /// binding a view over the whole lake just to find none costs more than the answer).
+    pub fn nothing_changed(&self) -> CheckOutcome {
+        CheckOutcome {
+            model: self.model.clone(),
+            name: self.name.clone(),
+            failing_rows: 0,
+            passed: true,
+            detail: "no changed partitions".to_owned(),
+        }
     }
 
     pub fn run(&self, conn: &Connection) -> Result<CheckOutcome> {
@@ -217,7 +243,7 @@ mod tests {
                 max: None
             }
         );
-        assert_eq!(tests[0].checks("m", None).len(), 2);
+        assert_eq!(tests[0].checks("m", None, &read_count).len(), 2);
     }
 
     #[test]
@@ -228,7 +254,7 @@ mod tests {
         )
         .unwrap();
         let run = |t: DataTest| {
-            t.checks("m", None)
+            t.checks("m", None, &read_count)
                 .iter()
                 .map(|c| c.run(&conn).unwrap().failing_rows)
                 .collect::<Vec<_>>()

@@ -16,6 +16,10 @@ use crate::lake;
 const STATE: &str = "micro_wh_model_state";
 const FILES: &str = "micro_wh_model_files";
 const TESTS: &str = "micro_wh_model_tests";
+/// The files a lake model wrote, as recorded when they were published.
+const OUTPUTS: &str = "micro_wh_model_outputs";
+/// Row counts per key of the models whose rows live in the lake (views, lake models).
+const COUNTS: &str = "micro_wh_partition_rows";
 
 /// What a refresh does to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +48,16 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
         &format!(
             "CREATE TABLE IF NOT EXISTS {STATE} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
              CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
-             CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
+             CREATE TABLE IF NOT EXISTS {OUTPUTS} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {COUNTS} (model VARCHAR NOT NULL, key VARCHAR, rows BIGINT NOT NULL);"
         ),
     )?;
     Ok(())
 }
 
 /// The partition values of a file, from its `<partition>=<value>` folders.
-fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
+pub fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
     partitions
         .iter()
         .map(|partition| {
@@ -63,10 +69,18 @@ fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
 }
 
 /// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
-pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) -> Result<Mode> {
+/// `outputs` are a lake model's own files now: a partition whose files differ from those it
+/// recorded (a crash between their publication and the commit, a hand edit) is rebuilt too.
+pub fn plan(
+    conn: &Connection,
+    model: &Model,
+    now: &[FileStamp],
+    outputs: Option<&[FileStamp]>,
+    force: bool,
+) -> Result<Mode> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let kind = match model.materialized {
-        Materialized::View => "VIEW",
+        Materialized::View | Materialized::Lake => "VIEW",
         Materialized::Table | Materialized::Incremental => "BASE TABLE",
     };
     let exists: i64 = conn.query_row(
@@ -82,16 +96,21 @@ pub fn plan(conn: &Connection, model: &Model, now: &[FileStamp], force: bool) ->
     if force || exists == 0 || checksum.as_deref() != Some(model.checksum.as_str()) {
         return Ok(Mode::Full);
     }
-    let before = recorded(conn, model)?;
-    let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
+    let mut changes = vec![(recorded(conn, model, FILES)?, now)];
+    if let Some(outputs) = outputs {
+        changes.push((recorded(conn, model, OUTPUTS)?, outputs));
+    }
     let mut changed = BTreeSet::new();
-    for stamp in before.symmetric_difference(&now) {
-        match partition_of(&stamp.path, &spec.partition) {
-            Some(value) => {
-                changed.insert(value);
+    for (before, now) in changes {
+        let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
+        for stamp in before.symmetric_difference(&now) {
+            match partition_of(&stamp.path, &spec.partition) {
+                Some(value) => {
+                    changed.insert(value);
+                }
+                // A file outside the partition folders: its rows cannot be placed, rebuild all.
+                None => return Ok(Mode::Full),
             }
-            // A file outside the partition folders: its rows cannot be placed, rebuild all.
-            None => return Ok(Mode::Full),
         }
     }
     Ok(if changed.is_empty() {
@@ -113,69 +132,76 @@ pub fn apply_partitions(
     let keys = keys_sql(conn, model, spec, partitions)?;
     let key = key_columns(spec);
     let table = ident(&model.name);
-    // A temporary view of the same name shadows the source for this statement only; it
-    // reads the real one by its full name (a bare `main.` would mean the temp schema).
-    let shadow = match &spec.source {
-        Some(source) => {
-            let db: String = db::query_one(conn, "SELECT current_database()")?;
-            // The source rows that feed the rebuilt keys: those of the changed partitions, or,
-            // when partitions map to wider keys (weeks), of every partition in those keys.
-            // Named as constants, so the filter reaches the source's scan.
-            let feeding = match &spec.key_of_partition {
-                Some(_) => {
-                    let all: BTreeSet<Vec<String>> = lake
-                        .iter()
-                        .filter_map(|f| partition_of(&f.path, &spec.partition))
-                        .collect();
-                    let all: Vec<Vec<String>> = all.into_iter().collect();
-                    let mut stmt = conn.prepare(&format!(
-                        "SELECT * FROM ({}) WHERE ({}) IN ({keys})",
-                        partitions_relation(spec, &all),
-                        key_expressions(conn, model, spec)?.join(", "),
-                    ))?;
-                    let width = spec.partition.len();
-                    let rows = stmt.query_map([], |r| {
-                        (0..width)
-                            .map(|i| r.get::<_, String>(i))
-                            .collect::<std::result::Result<Vec<_>, _>>()
-                    })?;
-                    rows.collect::<std::result::Result<Vec<_>, _>>()?
-                }
-                None => partitions.to_vec(),
-            };
-            let filter = if feeding.is_empty() {
-                "false".to_owned()
-            } else {
-                partition_filter(&spec.partition, &feeding)
-            };
-            db::execute(
-                conn,
-                &format!(
-                    "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {filter}",
-                    src = ident(source),
-                    db = ident(&db),
-                ),
-            )?;
-            Some(source)
+    let feeding = match &spec.key_of_partition {
+        // Partitions map to wider keys (weeks): the source rows that feed the rebuilt keys
+        // are those of every partition in those keys.
+        Some(_) if spec.source.is_some() => {
+            let all: BTreeSet<Vec<String>> = lake
+                .iter()
+                .filter_map(|f| partition_of(&f.path, &spec.partition))
+                .collect();
+            let all: Vec<Vec<String>> = all.into_iter().collect();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT * FROM ({}) WHERE ({}) IN ({keys})",
+                partitions_relation(spec, &all),
+                key_expressions(conn, model, spec)?.join(", "),
+            ))?;
+            let width = spec.partition.len();
+            let rows = stmt.query_map([], |r| {
+                (0..width)
+                    .map(|i| r.get::<_, String>(i))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()?
         }
-        None => None,
+        _ => partitions.to_vec(),
     };
-    let result = db::execute(
-        conn,
-        &format!(
-            "DELETE FROM {table} WHERE {key} IN ({keys});
-             INSERT INTO {table} SELECT * FROM ({}) WHERE {key} IN ({keys});",
-            model.select.trim_end().trim_end_matches(';')
-        ),
-    );
-    if let Some(source) = shadow {
+    with_source_limited(conn, spec, &feeding, || {
         db::execute(
             conn,
-            &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)),
+            &format!(
+                "DELETE FROM {table} WHERE {key} IN ({keys});
+                 INSERT INTO {table} SELECT * FROM ({}) WHERE {key} IN ({keys});",
+                model.select.trim_end().trim_end_matches(';')
+            ),
         )?;
-    }
-    result?;
-    Ok(())
+        Ok(())
+    })
+}
+
+/// Runs `f` while the spec's source (if it names one) shows only the rows of `partitions`:
+/// a temporary view of the same name shadows it, and reads the real one by its full name (a
+/// bare `main.` would mean the temp schema). The partitions are named as constants, so the
+/// filter reaches the source's scan and DuckDB reads only their folders.
+pub fn with_source_limited<T>(
+    conn: &Connection,
+    spec: &IncrementalSpec,
+    partitions: &[Vec<String>],
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let Some(source) = &spec.source else {
+        return f();
+    };
+    let db: String = db::query_one(conn, "SELECT current_database()")?;
+    let filter = if partitions.is_empty() {
+        "false".to_owned()
+    } else {
+        partition_filter(&spec.partition, partitions)
+    };
+    db::execute(
+        conn,
+        &format!(
+            "CREATE OR REPLACE TEMP VIEW {src} AS SELECT * FROM {db}.main.{src} WHERE {filter}",
+            src = ident(source),
+            db = ident(&db),
+        ),
+    )?;
+    let result = f();
+    db::execute(
+        conn,
+        &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)),
+    )?;
+    result
 }
 
 /// The model's key column(s) as SQL: `k` or `(k1, k2)`, to compare with [`keys_sql`].
@@ -291,12 +317,30 @@ pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<
     append_files(conn, model, stamps.iter())
 }
 
+/// Remembers the files a lake model's partitions now are, once they are published.
+pub fn record_outputs(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<()> {
+    conn.execute(
+        &format!("DELETE FROM {OUTPUTS} WHERE model = ?"),
+        params![model.name],
+    )?;
+    append_to(conn, OUTPUTS, model, stamps.iter())
+}
+
 fn append_files<'s>(
     conn: &Connection,
     model: &Model,
     stamps: impl Iterator<Item = &'s FileStamp>,
 ) -> Result<()> {
-    let mut appender = conn.appender(FILES)?;
+    append_to(conn, FILES, model, stamps)
+}
+
+fn append_to<'s>(
+    conn: &Connection,
+    table: &str,
+    model: &Model,
+    stamps: impl Iterator<Item = &'s FileStamp>,
+) -> Result<()> {
+    let mut appender = conn.appender(table)?;
     for s in stamps {
         appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
     }
@@ -304,10 +348,10 @@ fn append_files<'s>(
     Ok(())
 }
 
-/// The files `model` was last built from.
-fn recorded(conn: &Connection, model: &Model) -> Result<BTreeSet<FileStamp>> {
+/// The files `model` was last built from (`FILES`), or those it wrote (`OUTPUTS`).
+fn recorded(conn: &Connection, model: &Model, table: &str) -> Result<BTreeSet<FileStamp>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT path, size, mtime_ns FROM {FILES} WHERE model = ?"
+        "SELECT path, size, mtime_ns FROM {table} WHERE model = ?"
     ))?;
     let rows = stmt.query_map(params![model.name], |r| {
         Ok(FileStamp {
@@ -351,7 +395,7 @@ pub fn follow_compaction(
             .iter()
             .filter(|m| m.incremental.as_ref().is_some_and(|s| s.lake == dataset))
         {
-            let mut stamps: BTreeSet<FileStamp> = recorded(conn, model)?;
+            let mut stamps: BTreeSet<FileStamp> = recorded(conn, model, FILES)?;
             let mut changed = false;
             for (old, new) in replaced {
                 if old.iter().all(|s| stamps.contains(s))
@@ -411,4 +455,67 @@ pub fn record_tests(conn: &Connection, model: &Model) -> Result<()> {
         params![model.name, model.tests_checksum],
     )?;
     Ok(())
+}
+
+/// Whether the refresh keeps `model`'s row count per key: a model over the lake (a view or a
+/// lake model following its partitions) would otherwise be read whole for its row count and
+/// its whole-model tests on every refresh, a cost that grows with the lake.
+pub fn keeps_counts(model: &Model) -> bool {
+    model.incremental.is_some()
+        && matches!(model.materialized, Materialized::View | Materialized::Lake)
+}
+
+/// Brings the kept row counts of `model` up to date with `mode`: the keys of the changed
+/// partitions counted again, or every key when it was rebuilt (or never counted).
+pub fn update_counts(conn: &Connection, model: &Model, mode: &Mode) -> Result<()> {
+    let spec = model.incremental.as_ref().expect("an incremental model");
+    let keys = spec.keys();
+    let key_text = |columns: &[String]| -> String {
+        let texts: Vec<String> = columns
+            .iter()
+            .map(|c| format!("CAST({c} AS VARCHAR)"))
+            .collect();
+        format!("concat_ws('/', {})", texts.join(", "))
+    };
+    let model_keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+    let name = literal(&model.name);
+    let table = ident(&model.name);
+    let counted: i64 = db::query_one(
+        conn,
+        &format!("SELECT count(*) FROM {COUNTS} WHERE model = {name}"),
+    )?;
+    let sql = match mode {
+        Mode::Unchanged if counted > 0 => return Ok(()),
+        Mode::Incremental(partitions) => {
+            let changed = keys_sql(conn, model, spec, partitions)?;
+            let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+            format!(
+                "DELETE FROM {COUNTS} WHERE model = {name} AND key IN
+                    (SELECT {} FROM ({changed}) c({}));
+                 INSERT INTO {COUNTS} SELECT {name}, {key}, count(*) FROM {table}
+                    WHERE {} IN ({changed}) GROUP BY ALL;",
+                key_text(&aliases),
+                aliases.join(", "),
+                key_columns(spec),
+                key = key_text(&model_keys),
+            )
+        }
+        // The NULL-key row marks the model as counted, however few rows it has.
+        Mode::Full | Mode::Unchanged => format!(
+            "DELETE FROM {COUNTS} WHERE model = {name};
+             INSERT INTO {COUNTS} VALUES ({name}, NULL, 0);
+             INSERT INTO {COUNTS} SELECT {name}, {key}, count(*) FROM {table} GROUP BY ALL;",
+            key = key_text(&model_keys),
+        ),
+    };
+    db::execute(conn, &sql)?;
+    Ok(())
+}
+
+/// The kept row count of `model`, as SQL.
+pub fn kept_count(model: &str) -> String {
+    format!(
+        "(SELECT coalesce(sum(rows), 0)::BIGINT FROM {COUNTS} WHERE model = {})",
+        literal(model)
+    )
 }

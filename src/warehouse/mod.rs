@@ -3,6 +3,7 @@
 pub mod data_tests;
 pub mod export;
 pub mod incremental;
+pub mod lake_model;
 pub mod migrations;
 pub mod models;
 pub mod refresh;

@@ -30,6 +30,11 @@ pub enum Materialized {
     Table,
     /// A table refreshed by the lake partitions that changed since the last refresh.
     Incremental,
+    /// Parquet partitions in the lake, `<lake>/<model>/<partition>=…/data.parquet`, written
+    /// when the source partitions they come from arrive or change (never again otherwise);
+    /// the warehouse holds a view over them. For silver: validated and deduplicated once per
+    /// partition, and the warehouse file stays small however large the lake grows.
+    Lake,
 }
 
 /// How an incremental model follows the lake: which dataset's partitions, and which of its
@@ -164,7 +169,8 @@ impl Model {
     /// The statement that (re)creates the model.
     pub fn create_sql(&self) -> String {
         let kind = match self.materialized {
-            Materialized::View => "VIEW",
+            // Written as Parquet by the refresh (see `lake_model`); as plain SQL, a view.
+            Materialized::View | Materialized::Lake => "VIEW",
             Materialized::Table | Materialized::Incremental => "TABLE",
         };
         format!(
@@ -248,6 +254,16 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
             if spec.materialized == Materialized::Incremental && spec.incremental.is_none() {
                 bail!(
                     "{}: model `{}`: `materialized: incremental` needs `incremental: {{lake, partition}}`",
+                    spec_path.display(),
+                    spec.name
+                );
+            }
+            if spec.materialized == Materialized::Lake
+                && spec.incremental.as_ref().is_none_or(|i| i.source.is_none())
+            {
+                bail!(
+                    "{}: model `{}`: `materialized: lake` needs `incremental: {{lake, partition, source}}`: \
+                     its partitions are written from the source's rows of the same partitions",
                     spec_path.display(),
                     spec.name
                 );

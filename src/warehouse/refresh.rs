@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use duckdb::{params, Connection};
 use indicatif::ProgressBar;
 
-use super::data_tests::CheckOutcome;
+use super::data_tests::{self, CheckOutcome};
 use super::incremental::{self, Mode};
+use super::lake_model::{self, LakeTarget};
 use super::migrations::{self, AppliedMigration, Migration};
 use super::models::{self, Layer, Materialized, Model};
 use super::template::Vars;
@@ -16,22 +17,28 @@ use super::{ensure_bookkeeping, export, history_table, REFRESH_LOG, TEST_RESULTS
 use crate::config::{Config, ExportFormat};
 use crate::db::{self, ident};
 use crate::error::{Error, Result};
+use crate::lake::{self, CopyOptions, LakeLock};
 use crate::progress::{self, Progress};
 
 /// Session settings of a refresh. Row order only matters where a model says ORDER BY, which
 /// DuckDB keeps regardless; elsewhere not keeping it lets large tables be written in parallel.
 /// The lake holds still under the refresh's lock, so each Parquet footer is read once, not once
-/// per model and test that reads the lake.
-const SESSION_SETTINGS: &str =
-    "SET preserve_insertion_order = false;\nSET parquet_metadata_cache = true;\n";
+/// per model and test that reads the lake. Lake models write up to `BATCH_PARTITIONS`
+/// partitions at once, each into one file.
+const SESSION_SETTINGS: &str = "SET preserve_insertion_order = false;
+SET parquet_metadata_cache = true;
+SET partitioned_write_max_open_files = 1024;
+";
 
 pub struct RefreshInputs {
     pub migrations: Vec<Migration>,
     pub models: Vec<Model>,
     /// Go on when an applied versioned file is gone from the SQL directory.
     pub allow_missing: bool,
-    /// Rebuild incremental models whole.
+    /// Rebuild tables and incremental tables whole.
     pub full: bool,
+    /// Also rewrite lake models whole and run the row tests of views over every row.
+    pub revalidate: bool,
     /// The lake, whose files incremental models follow.
     pub lake_dir: PathBuf,
 }
@@ -44,6 +51,7 @@ impl RefreshInputs {
             models: models::discover(sql_dir, vars)?,
             allow_missing: false,
             full: false,
+            revalidate: false,
             lake_dir: PathBuf::new(),
         })
     }
@@ -108,13 +116,15 @@ impl RefreshReport {
     }
 }
 
-/// Runs a refresh against an open warehouse and records it, whatever its outcome.
+/// Runs a refresh against an open warehouse and records it, whatever its outcome. `lake` is
+/// the lake held alone for the refresh: lake models write into it.
 pub fn refresh(
     conn: &Connection,
     inputs: &RefreshInputs,
     config: &Config,
     exports: Option<(&Path, &[ExportFormat])>,
     progress: Progress,
+    lake: &LakeLock,
 ) -> Result<RefreshReport> {
     let started = Instant::now();
     db::execute(conn, SESSION_SETTINGS)?;
@@ -154,7 +164,14 @@ pub fn refresh(
         id,
         ..RefreshReport::default()
     };
-    let outcome = run_steps(conn, inputs, config, exports, &bar, &mut report);
+    let run_id = lake::run_id();
+    let target = LakeTarget {
+        lock: lake,
+        sql_dir: &config.paths.lake_dir,
+        options: CopyOptions::of(&config.lake),
+        run_id: &run_id,
+    };
+    let outcome = run_steps(conn, inputs, config, exports, &target, &bar, &mut report);
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     if let Err(log_error) = record(conn, &report, outcome.as_ref().err()) {
@@ -172,6 +189,7 @@ fn run_steps(
     inputs: &RefreshInputs,
     config: &Config,
     exports: Option<(&Path, &[ExportFormat])>,
+    target: &LakeTarget<'_>,
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
@@ -180,9 +198,29 @@ fn run_steps(
     bar.inc(1);
 
     db::execute(conn, "BEGIN TRANSACTION")?;
-    let built = build_and_test(conn, inputs, bar, report);
+    let mut staged = Vec::new();
+    let built = build_and_test(conn, inputs, target, &mut staged, bar, report);
     let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
     if passed {
+        // Lake models go public once everything passed. A crash from here to the COMMIT
+        // leaves published partitions the warehouse has not recorded: the next refresh
+        // sees them as changed and writes them again.
+        bar.set_message("publish lake models");
+        for pending in staged {
+            lake_model::publish(conn, pending, target)?;
+        }
+        for model in inputs
+            .models
+            .iter()
+            .filter(|m| m.materialized == Materialized::Lake)
+        {
+            incremental::record_outputs(
+                conn,
+                model,
+                &lake_model::outputs(&inputs.lake_dir, model)?,
+            )?;
+        }
+        crate::fault::point("refresh-after-lake-publish");
         // `committed` goes in with the models, so the log never disagrees with the tables,
         // whatever happens after the COMMIT.
         db::execute(
@@ -241,6 +279,8 @@ fn run_steps(
 fn build_and_test(
     conn: &Connection,
     inputs: &RefreshInputs,
+    target: &LakeTarget<'_>,
+    staged: &mut Vec<lake_model::Pending>,
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
@@ -251,13 +291,26 @@ fn build_and_test(
     // A model rebuilt whole (new SQL, first build, --full) rebuilds the incremental models
     // after it in its folder too: they may read it.
     let mut forced_groups = std::collections::BTreeSet::new();
+    // The models whose row counts this refresh keeps per partition (and has brought up to date).
+    let mut kept = std::collections::BTreeSet::new();
     for model in models {
         let started = Instant::now();
         let mode = match &model.incremental {
             Some(spec) => {
                 let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
-                let force = inputs.full || forced_groups.contains(&model.group);
-                incremental::plan(conn, model, files, force)?
+                // Views and lake models keep no rows in the warehouse that `--full` would
+                // redo: they follow the partitions that changed (the rest were validated and
+                // tested when they arrived) unless `--revalidate` asks for every row again.
+                let asked = match model.materialized {
+                    Materialized::Table | Materialized::Incremental => inputs.full,
+                    Materialized::View | Materialized::Lake => inputs.revalidate,
+                };
+                let outputs = match model.materialized {
+                    Materialized::Lake => Some(lake_model::outputs(&inputs.lake_dir, model)?),
+                    _ => None,
+                };
+                let force = asked || forced_groups.contains(&model.group);
+                incremental::plan(conn, model, files, outputs.as_deref(), force)?
             }
             None => Mode::Full,
         };
@@ -265,8 +318,15 @@ fn build_and_test(
             forced_groups.insert(model.group.clone());
         }
         let label = format!("build {} ({mode})", model.name);
-        progress::with_query_progress(conn, bar, &label, || -> Result<()> {
+        let pending = progress::with_query_progress(conn, bar, &label, || -> Result<_> {
             match (&mode, model.materialized) {
+                (_, Materialized::Lake) => {
+                    let spec = model.incremental.as_ref().expect("a lake model");
+                    let files =
+                        incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                    drop_if_other_kind(conn, model)?;
+                    return lake_model::build(conn, model, &mode, files, target);
+                }
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
                     let files =
@@ -274,13 +334,15 @@ fn build_and_test(
                     incremental::apply_partitions(conn, model, partitions, files)?;
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
-                // Views cost nothing to recreate; their mode only narrows their tests.
+                // A view following the lake's partitions reads new files by itself; binding
+                // it again would list and open the lake for nothing.
+                (Mode::Unchanged | Mode::Incremental(_), Materialized::View) => {}
                 _ => {
                     drop_if_other_kind(conn, model)?;
                     db::execute(conn, &model.create_sql())?;
                 }
             }
-            Ok(())
+            Ok(None)
         })
         .map_err(|e| {
             e.context(format!(
@@ -289,14 +351,23 @@ fn build_and_test(
                 model.path.display()
             ))
         })?;
+        staged.extend(pending);
         if let Some(spec) = &model.incremental {
             let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
             incremental::record(conn, model, files)?;
         }
         // Counting a view over the lake reads every file's footer: a cost that grows with
         // the lake on every refresh, for a figure nobody asked of a silver or gold view.
+        // Models following the lake's partitions keep their counts per partition instead.
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
-        let rows = if counted {
+        let rows = if incremental::keeps_counts(model) {
+            incremental::update_counts(conn, model, &mode)?;
+            kept.insert(model.name.clone());
+            Some(db::query_one::<i64>(
+                conn,
+                &format!("SELECT {}", incremental::kept_count(&model.name)),
+            )? as u64)
+        } else if counted {
             Some(db::query_one::<i64>(
                 conn,
                 &format!("SELECT count(*) FROM {}", ident(&model.name)),
@@ -309,9 +380,16 @@ fn build_and_test(
             Some(_) if incremental::tests_changed(conn, model)? => None,
             _ => changed_rows(conn, model, &mode)?,
         };
+        let count = |m: &str| match kept.contains(m) {
+            true => incremental::kept_count(m),
+            false => data_tests::read_count(m),
+        };
         for test in &model.tests {
-            for check in test.checks(&model.name, changed.as_deref()) {
-                report.checks.push(check.run(conn)?);
+            for check in test.checks(&model.name, changed.as_deref(), &count) {
+                report.checks.push(match mode {
+                    Mode::Unchanged if check.is_scoped() => check.nothing_changed(),
+                    _ => check.run(conn)?,
+                });
             }
         }
         if model.incremental.is_some() {
@@ -384,7 +462,7 @@ fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
     };
     let drop = match (existing.as_deref(), model.materialized) {
         (Some("VIEW"), Materialized::Table | Materialized::Incremental) => "VIEW",
-        (Some("BASE TABLE"), Materialized::View) => "TABLE",
+        (Some("BASE TABLE"), Materialized::View | Materialized::Lake) => "TABLE",
         _ => return Ok(()),
     };
     db::execute(conn, &format!("DROP {drop} {}", ident(&model.name)))?;

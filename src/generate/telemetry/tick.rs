@@ -47,11 +47,7 @@ pub fn tick(
     progress: &Progress,
 ) -> Result<Vec<Tick>> {
     // Ticks write the clock: one at a time.
-    let _lock = crate::lake::LakeLock::acquire(
-        &registry.dir,
-        crate::lake::LockMode::Exclusive,
-        config.lake.lock_timeout(),
-    )?;
+    let _lock = crate::lake::LakeLock::acquire(&registry.dir, config.lake.lock_timeout())?;
     let mut registry = Registry::open(&registry.dir)?.context("the registry disappeared")?;
     finish_pending(&mut registry)?;
     std::fs::create_dir_all(out_dir)

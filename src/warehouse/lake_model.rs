@@ -1,0 +1,253 @@
+//! Lake models (`materialized: lake`): a model's rows as Hive-partitioned Parquet under
+//! `<lake>/<model>/`, one `data.parquet` per partition, written when the source partitions
+//! they come from arrive or change, and read through a view of the same name.
+//!
+//! A refresh writes the changed partitions into a staged copy of the model's folder (the
+//! untouched partitions hard-linked in), points the view at it so the models after it and
+//! the data tests read the new rows, and publishes it in one rename only once every test
+//! passed, just before the warehouse commits. A failed refresh leaves the folder as it was; a
+//! crash between the publication and the commit leaves partitions the warehouse has not
+//! recorded, which the next refresh sees as changed and writes again (the same rows).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::bail;
+use duckdb::Connection;
+
+use super::incremental::{self, FileStamp, Mode};
+use super::models::Model;
+use crate::db::{self, ident, literal};
+use crate::error::Result;
+use crate::lake::{self, CopyOptions, LakeLock, Layout, StagedWrite};
+
+/// Source bytes (compressed Parquet) written per `COPY`: what a model holds at once (a
+/// deduplicating window sorts a batch's rows) stays bounded however large the lake is,
+/// while a batch still keeps every thread busy.
+const BATCH_BYTES: i64 = 96 << 20;
+/// Partitions per `COPY`, within the open-file limit the refresh sets for partitioned writes
+/// (`partitioned_write_max_open_files`), past which DuckDB splits a partition into several
+/// files that must then be merged. Small partitions (a few rows a day) cost a file each
+/// whatever the batch, so batches of many spare only the per-statement work.
+const BATCH_PARTITIONS: usize = 1000;
+/// The one file of each partition.
+const FILE_NAME: &str = "data.parquet";
+
+/// Where and how lake models are written.
+pub struct LakeTarget<'a> {
+    /// Held alone by the refresh: the staged writes need it.
+    pub lock: &'a LakeLock,
+    /// The lake as the views name it (relative to the project, like the bronze views, so
+    /// the warehouse opens from the project directory in any DuckDB).
+    pub sql_dir: &'a Path,
+    pub options: CopyOptions,
+    pub run_id: &'a str,
+}
+
+/// A lake model whose new partitions wait for the refresh's tests before publication.
+pub struct Pending {
+    write: StagedWrite,
+    model: Model,
+    columns: Vec<(String, String)>,
+}
+
+/// Brings `model` to `mode`: writes the partitions to rebuild into a staged tree and points
+/// the view at it (returned, to publish once the refresh's tests passed), or, when nothing
+/// changed, points the view at the lake.
+pub fn build(
+    conn: &Connection,
+    model: &Model,
+    mode: &Mode,
+    sources: &[FileStamp],
+    target: &LakeTarget<'_>,
+) -> Result<Option<Pending>> {
+    let spec = model
+        .incremental
+        .as_ref()
+        .expect("a lake model follows a lake");
+    let rewrite: BTreeSet<Vec<String>> = match mode {
+        // The view made when its partitions were published reads them as they are.
+        Mode::Unchanged => return Ok(None),
+        Mode::Full => sources
+            .iter()
+            .filter_map(|f| incremental::partition_of(&f.path, &spec.partition))
+            .collect(),
+        Mode::Incremental(partitions) => partitions.iter().cloned().collect(),
+    };
+    let columns = db::describe(conn, &db::portable_select(conn, &model.select)?)?;
+    for partition in &spec.partition {
+        if !columns.iter().any(|(name, _)| name == partition) {
+            bail!(
+                "lake model {} must return its partition column `{partition}`",
+                model.name
+            );
+        }
+    }
+    // The partitions to write are those still in the source; the others are gone.
+    let mut bytes: BTreeMap<Vec<String>, i64> = BTreeMap::new();
+    for f in sources {
+        if let Some(p) = incremental::partition_of(&f.path, &spec.partition) {
+            if rewrite.contains(&p) {
+                *bytes.entry(p).or_default() += f.size;
+            }
+        }
+    }
+    let mut write = StagedWrite::begin_locked(target.lock, &model.name, target.run_id)?;
+    let layout = Layout {
+        partitions: spec
+            .partition
+            .iter()
+            .map(|p| (p.clone(), ident(p)))
+            .collect(),
+        file_name: Some(FILE_NAME.to_owned()),
+    };
+    for batch in batches(&bytes) {
+        incremental::with_source_limited(conn, spec, &batch, || {
+            layout.copy(conn, &model.select, &write.dir, "part", &target.options)
+        })?;
+    }
+    // Each row must land in the partition it was read from, or the partitions this model
+    // keeps would no longer match the source's and a later change would miss rows.
+    for file in lake::list_files(&write.dir, "")? {
+        let path = file.to_string_lossy().replace('\\', "/");
+        match incremental::partition_of(&path, &spec.partition) {
+            Some(p) if bytes.contains_key(&p) => {}
+            _ => bail!(
+                "lake model {} ({}) wrote rows into {path}, a partition none of its source rows \
+                 came from: its partition columns ({}) must pass through from {}",
+                model.name,
+                model.path.display(),
+                spec.partition.join(", "),
+                spec.source.as_deref().unwrap_or("its source")
+            ),
+        }
+    }
+    let full = *mode == Mode::Full;
+    write.link_kept(&|rel: &Path| {
+        !full
+            && incremental::partition_of(&rel.to_string_lossy().replace('\\', "/"), &spec.partition)
+                .is_some_and(|p| !rewrite.contains(&p))
+    })?;
+    create_view(conn, model, &columns, &write.dir, &write.dir)?;
+    Ok(Some(Pending {
+        write,
+        model: model.clone(),
+        columns,
+    }))
+}
+
+/// Publishes a staged lake model and points its view back at the lake; returns the files
+/// it now holds, for the warehouse to record in the same transaction.
+pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> Result<()> {
+    let Pending {
+        write,
+        model,
+        columns,
+    } = pending;
+    write.swap()?;
+    let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
+    create_view(
+        conn,
+        &model,
+        &columns,
+        &target.sql_dir.join(&model.name),
+        &published,
+    )
+}
+
+/// The files of a lake model's folder now.
+pub fn outputs(lake_dir: &Path, model: &Model) -> Result<Vec<FileStamp>> {
+    lake::stamps(lake_dir, &model.name)
+}
+
+/// Groups partitions, in order, into batches of at most `BATCH_BYTES` source bytes and
+/// `BATCH_PARTITIONS` partitions (a larger partition goes alone).
+fn batches(bytes: &BTreeMap<Vec<String>, i64>) -> Vec<Vec<Vec<String>>> {
+    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut size = 0;
+    for (partition, &b) in bytes {
+        match out.last_mut() {
+            Some(batch) if size + b <= BATCH_BYTES && batch.len() < BATCH_PARTITIONS => {
+                batch.push(partition.clone());
+                size += b;
+            }
+            _ => {
+                out.push(vec![partition.clone()]);
+                size = b;
+            }
+        }
+    }
+    out
+}
+
+/// The model's view over the Parquet under `dir` (as SQL names it: `named`), columns in the
+/// model's order and partition columns typed as the model types them; a typed empty view
+/// when there are no files yet (read_parquet refuses a glob that matches nothing).
+fn create_view(
+    conn: &Connection,
+    model: &Model,
+    columns: &[(String, String)],
+    named: &Path,
+    dir: &Path,
+) -> Result<()> {
+    let spec = model
+        .incremental
+        .as_ref()
+        .expect("a lake model follows a lake");
+    let list = |f: &dyn Fn(&str, &str) -> String| {
+        columns
+            .iter()
+            .map(|(n, t)| f(n, t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let select = if lake::list_files(dir, "")?.is_empty() {
+        format!(
+            "SELECT {} WHERE false",
+            list(&|n, t| format!("CAST(NULL AS {t}) AS {}", ident(n)))
+        )
+    } else {
+        let hive_types: Vec<String> = columns
+            .iter()
+            .filter(|(n, _)| spec.partition.contains(n))
+            .map(|(n, t)| format!("{}: {t}", literal(n)))
+            .collect();
+        format!(
+            "SELECT {} FROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}})",
+            list(&|n, _| ident(n)),
+            literal(&lake::files_glob(named, spec.partition.len())),
+            hive_types.join(", ")
+        )
+    };
+    db::execute(
+        conn,
+        &format!("CREATE OR REPLACE VIEW {} AS {select}", ident(&model.name)),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_bound_bytes_and_partitions_and_keep_order() {
+        let p = |i: usize| vec![format!("{i:04}")];
+        let bytes: BTreeMap<Vec<String>, i64> = (0..200).map(|i| (p(i), 1 << 20)).collect();
+        let b = batches(&bytes);
+        assert!(b.iter().all(|b| b.len() <= BATCH_PARTITIONS));
+        assert_eq!(b.concat(), (0..200).map(p).collect::<Vec<_>>());
+
+        let big: BTreeMap<Vec<String>, i64> = [
+            (p(0), BATCH_BYTES),
+            (p(1), 1),
+            (p(2), BATCH_BYTES - 1),
+            (p(3), 2),
+        ]
+        .into();
+        assert_eq!(
+            batches(&big),
+            vec![vec![p(0)], vec![p(1), p(2)], vec![p(3)]]
+        );
+    }
+}
