@@ -1,5 +1,6 @@
 """What the micro-wh benchmarks share: the release binary, running it with its time and peak
-RSS, and a project holding only the events dataset. Imported by the scripts beside it."""
+RSS, and projects holding only the events dataset or only the business_events source.
+Imported by the scripts beside it."""
 import os
 import shutil
 import subprocess
@@ -39,3 +40,24 @@ def events_project(work, rows):
     shutil.rmtree(os.path.join(work, "sql", "models", "business_events"))
     with open(os.path.join(work, "warehouse.yaml"), "w") as f:
         f.write(f"generate:\n  events:\n    rows: {rows}\n")
+
+
+def business_events_project(work, rows, days, seed=1):
+    """A fresh project in `work` with the repository's business_events source (from its
+    warehouse.yaml) and models only; business events are the default dataset, so a refresh
+    generates no events lake. `micro-wh generate business-events` writes `rows` lines over `days`."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(work, "sql", "models"))
+    for f in os.listdir(os.path.join(ROOT, "sql")):
+        if f.endswith(".sql"):
+            shutil.copy(os.path.join(ROOT, "sql", f), os.path.join(work, "sql", f))
+    shutil.copytree(os.path.join(ROOT, "sql", "models", "business_events"),
+                    os.path.join(work, "sql", "models", "business_events"))
+    with open(os.path.join(ROOT, "warehouse.yaml")) as f:
+        config = f.read()
+    start = config.index("\n  business_events:\n    format")
+    end = config.index("\n  telemetry:", start)
+    with open(os.path.join(work, "warehouse.yaml"), "w") as f:
+        f.write("refresh:\n  default_dataset: business_events\n"
+                f"generate:\n  business_events:\n    rows: {rows}\n    days: {days}\n    seed: {seed}\n"
+                f"sources:{config[start:end]}\n")

@@ -1,8 +1,13 @@
 //! Incremental refresh: after every change to the lake (appended days, a day rewritten by late
 //! updates, a deleted day, new model SQL, compaction) an incremental refresh must leave every
-//! model exactly as a full rebuild of the same lake does.
+//! model exactly as a full rebuild of the same lake does: for the events dataset (partitions by
+//! date, weekly gold) and for business events (partitions by category, year, month and day,
+//! gold by day and category).
 
 mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use common::Project;
 
@@ -13,9 +18,9 @@ const INCREMENTAL: [&str; 4] = [
     "gold_event_mix",
 ];
 
-/// Every incremental model's rows, as order-independent fingerprints.
-fn fingerprints(p: &Project) -> Vec<String> {
-    INCREMENTAL
+/// Each model's rows, as order-independent fingerprints.
+fn fingerprints(p: &Project, models: &[&str]) -> Vec<String> {
+    models
         .iter()
         .map(|m| {
             p.warehouse_value(&format!(
@@ -37,16 +42,22 @@ fn mode<'o>(out: &'o str, model: &str) -> &'o str {
 }
 
 /// An incremental refresh, checked against a rebuild of everything from the same lake
-/// (`--revalidate`: the silver partitions in the lake rewritten too).
-fn refresh_and_compare(p: &Project, step: &str) -> String {
+/// (`--revalidate`: tables and the silver partitions in the lake): `models` hold the same
+/// rows after both.
+fn refresh_and_compare(p: &Project, step: &str, models: &[&str]) -> String {
     let out = p.ok(&["refresh", "--no-export"]);
-    let incremental = fingerprints(p);
+    let incremental = fingerprints(p, models);
     let full = p.ok(&["refresh", "--no-export", "--revalidate"]);
-    assert_eq!(mode(&full, "silver_events_validated"), "full");
-    assert_eq!(mode(&full, "gold_event_mix"), "full");
+    for m in models {
+        assert_eq!(
+            mode(&full, m),
+            "full",
+            "{step}: --revalidate rebuilt {m}\n{full}"
+        );
+    }
     assert_eq!(
         incremental,
-        fingerprints(p),
+        fingerprints(p, models),
         "{step}: incremental equals full\n{out}"
     );
     out
@@ -91,7 +102,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
     p.ok(&[
         "generate", "events", "--mode", "append", "--rows", "300", "--seed", "5",
     ]);
-    let out = refresh_and_compare(&p, "append");
+    let out = refresh_and_compare(&p, "append", &INCREMENTAL);
     let m = mode(&out, "silver_events_validated");
     assert!(
         m.starts_with("incremental (") && !m.starts_with("incremental (0"),
@@ -120,7 +131,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
         dir.join("late_update.parquet"),
     )
     .unwrap();
-    let out = refresh_and_compare(&p, "late update");
+    let out = refresh_and_compare(&p, "late update", &INCREMENTAL);
     assert_eq!(
         mode(&out, "silver_events_validated"),
         "incremental (1 partitions)"
@@ -133,7 +144,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
     // A deleted day: its rows leave silver and gold.
     let gone = partitions(&p)[20].clone();
     std::fs::remove_dir_all(p.path(&format!("data/events/{gone}"))).unwrap();
-    let out = refresh_and_compare(&p, "deleted day");
+    let out = refresh_and_compare(&p, "deleted day", &INCREMENTAL);
     assert_eq!(
         mode(&out, "gold_daily_active_users"),
         "incremental (1 partitions)"
@@ -152,7 +163,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
             p.read("sql/models/events/gold_event_mix.sql")
         ),
     );
-    let out = refresh_and_compare(&p, "changed SQL");
+    let out = refresh_and_compare(&p, "changed SQL", &INCREMENTAL);
     assert_eq!(mode(&out, "gold_event_mix"), "full");
     assert_eq!(mode(&out, "silver_events_validated"), "unchanged");
 
@@ -167,7 +178,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
         p.lake_files().len() < files_before,
         "compaction merged files"
     );
-    let out = refresh_and_compare(&p, "compaction");
+    let out = refresh_and_compare(&p, "compaction", &INCREMENTAL);
     for m in INCREMENTAL.iter().chain(&["silver_events"]) {
         assert_eq!(mode(&out, m), "unchanged", "after compaction\n{out}");
     }
@@ -177,7 +188,7 @@ fn every_incremental_step_equals_a_full_rebuild() {
         "generate", "events", "--mode", "append", "--rows", "300", "--seed", "8",
     ]);
     p.ok(&["compact", "events"]);
-    let out = refresh_and_compare(&p, "compaction before refresh");
+    let out = refresh_and_compare(&p, "compaction before refresh", &INCREMENTAL);
     let m = mode(&out, "silver_events_validated");
     assert!(
         m.starts_with("incremental (") && !m.starts_with("incremental (0"),
@@ -325,7 +336,11 @@ fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() 
         published.len(),
         files.len() + partitions(&p).len() - days.len()
     );
-    let out = refresh_and_compare(&p, "after a crash between lake publication and commit");
+    let out = refresh_and_compare(
+        &p,
+        "after a crash between lake publication and commit",
+        &INCREMENTAL,
+    );
     assert_eq!(
         mode(&out, "silver_events_validated"),
         format!("incremental ({rewritten} partitions)")
@@ -338,7 +353,7 @@ fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() 
     let day = partitions(&p)[7].clone();
     std::fs::remove_file(p.path(&format!("data/silver_events_validated/{day}/data.parquet")))
         .unwrap();
-    let out = refresh_and_compare(&p, "a deleted silver file");
+    let out = refresh_and_compare(&p, "a deleted silver file", &INCREMENTAL);
     assert_eq!(
         mode(&out, "silver_events_validated"),
         "incremental (1 partitions)"
@@ -351,4 +366,200 @@ fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() 
         !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
         "nothing left in staging"
     );
+}
+
+const BUSINESS: [&str; 2] = ["silver_business_events", "gold_business_events_daily"];
+
+/// A project with the repository's business_events source and models only; business events
+/// are the default dataset, so no events lake is generated. Events spread over 30 days.
+fn business_events_project() -> Project {
+    let p = Project::empty();
+    p.copy_from_repo("sql");
+    for dataset in ["events", "telemetry"] {
+        std::fs::remove_dir_all(p.path("sql/models").join(dataset)).unwrap();
+    }
+    p.copy_from_repo("warehouse.yaml");
+    let config = p.read("warehouse.yaml");
+    let start = config
+        .find("\n  business_events:\n    format")
+        .expect("warehouse.yaml declares the business_events source");
+    let end = start
+        + config[start..]
+            .find("\n  telemetry:")
+            .expect("the telemetry source follows it");
+    p.write(
+        "warehouse.yaml",
+        &format!(
+            "refresh:\n  default_dataset: business_events\nengine:\n  memory_limit: 1GB\ngenerate:\n  business_events:\n    days: 30\nsources:{}\n",
+            &config[start..end]
+        ),
+    );
+    p
+}
+
+type Stamps = BTreeMap<String, (u64, SystemTime)>;
+
+/// Every file of `data/<dataset>/` with its size and modification time, as a refresh sees it.
+fn lake_stamps(p: &Project, dataset: &str) -> Stamps {
+    let root = p.path(&format!("data/{dataset}"));
+    common::relative_files(&root)
+        .into_iter()
+        .map(|rel| {
+            let meta = std::fs::metadata(root.join(&rel)).unwrap();
+            (rel, (meta.len(), meta.modified().unwrap()))
+        })
+        .collect()
+}
+
+/// The leaf folders whose files were added, rewritten or removed between two snapshots.
+fn changed_folders(before: &Stamps, after: &Stamps) -> BTreeSet<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|f| before.get(*f) != after.get(*f))
+        .map(|f| f.rsplit_once('/').expect("a file in a folder").0.to_owned())
+        .collect()
+}
+
+fn assert_modes(out: &str, expected: &str, step: &str) {
+    for m in BUSINESS {
+        assert_eq!(mode(out, m), expected, "{step}: {m}\n{out}");
+    }
+}
+
+/// Business events through a lake's life: generated files, a later batch, hand-written late
+/// updates that rewrite old days, a deleted day folder, new SQL. After each step an
+/// incremental refresh leaves the models exactly as `refresh --full` does, and it rebuilds
+/// exactly the leaf folders (category, year, month, day) the step touched.
+#[test]
+fn business_events_steps_equal_a_full_rebuild() {
+    let p = business_events_project();
+    p.ok(&[
+        "generate",
+        "business-events",
+        "--rows",
+        "3000",
+        "--seed",
+        "1",
+    ]);
+    p.ok(&["ingest", "business_events"]);
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_modes(&out, "full", "first build");
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_modes(&out, "unchanged", "nothing changed");
+    let folders = changed_folders(&Stamps::new(), &lake_stamps(&p, "business_events")).len();
+    assert!(folders > 200, "{folders} folders over 30 days");
+
+    // A later batch: new files whose events fall on two old days (and their late updates on
+    // the days after), merged into those days' folders.
+    p.write(
+        "batch.yaml",
+        "generate:\n  business_events:\n    rows: 200\n    files: 2\n    start: \"2023-01-10 00:00:00\"\n    days: 2\n",
+    );
+    let before = lake_stamps(&p, "business_events");
+    let gold_before = fingerprints(&p, &BUSINESS[1..]);
+    p.ok(&[
+        "--config",
+        "batch.yaml",
+        "generate",
+        "business-events",
+        "--seed",
+        "2",
+    ]);
+    p.ok(&["ingest", "business_events"]);
+    let touched = changed_folders(&before, &lake_stamps(&p, "business_events")).len();
+    assert!(
+        touched > 0 && touched < folders / 2,
+        "{touched} of {folders}"
+    );
+    let out = refresh_and_compare(&p, "later batch", &BUSINESS);
+    assert_modes(
+        &out,
+        &format!("incremental ({touched} partitions)"),
+        "later batch",
+    );
+    assert_ne!(fingerprints(&p, &BUSINESS[1..]), gold_before, "later batch");
+
+    // Late updates of events ingested earlier: one keeps its day (new account and amount), one
+    // moves two days on. Three folders: the first's, and the second's old and new day (its
+    // category differs from the first's).
+    let updates: String = p.warehouse_value(
+        "SELECT string_agg(CAST(json_object('event_id', event_id, 'timestamp', strftime(ts, '%Y-%m-%dT%H:%M:%SZ'),
+                'domain', domain, 'event_type', event_type, 'data', data) AS VARCHAR), chr(10) ORDER BY event_id)
+         FROM ((SELECT event_id, event_time + INTERVAL 1 SECOND AS ts, domain, event_type,
+                       json_object('account_id', 'acct_999999', 'amount', 4242.42, 'currency', 'EUR') AS data
+                FROM silver_business_events
+                WHERE event_date = DATE '2023-01-03' AND domain = 'transaction' AND hour(event_time) < 23
+                ORDER BY event_id LIMIT 1)
+               UNION ALL
+               (SELECT event_id, event_time + INTERVAL 2 DAY, domain, event_type,
+                       json_object('account_id', 'acct_999998', 'status', 'active')
+                FROM silver_business_events
+                WHERE event_date = DATE '2023-01-04' AND domain = 'account'
+                ORDER BY event_id LIMIT 1))",
+    );
+    assert_eq!(updates.lines().count(), 2, "{updates}");
+    p.write(
+        "raw/business_events/late-updates.ndjson",
+        &format!("{updates}\n"),
+    );
+    let before = lake_stamps(&p, "business_events");
+    let gold_before = fingerprints(&p, &BUSINESS[1..]);
+    p.ok(&["ingest", "business_events"]);
+    let touched = changed_folders(&before, &lake_stamps(&p, "business_events"));
+    assert_eq!(touched.len(), 3, "{touched:?}");
+    let out = refresh_and_compare(&p, "late updates", &BUSINESS);
+    assert_modes(&out, "incremental (3 partitions)", "late updates");
+    assert_ne!(
+        fingerprints(&p, &BUSINESS[1..]),
+        gold_before,
+        "late updates"
+    );
+    let moved: i64 = p.warehouse_value(
+        "SELECT count(*) FROM silver_business_events WHERE account_id IN ('acct_999999', 'acct_999998')",
+    );
+    assert_eq!(moved, 2);
+
+    // A deleted day folder: its group leaves gold, nothing else is rebuilt.
+    let gone = lake_stamps(&p, "business_events")
+        .into_keys()
+        .find(|f| f.contains("/day=07/"))
+        .expect("a folder of the 7th");
+    let gone = gone.rsplit_once('/').unwrap().0.to_owned();
+    let group = |folder: &str| {
+        let v: BTreeMap<&str, &str> = folder
+            .split('/')
+            .filter_map(|part| part.split_once('='))
+            .collect();
+        format!(
+            "day = DATE '{}-{}-{}' AND event_category = '{}'",
+            v["year"], v["month"], v["day"], v["event_category"]
+        )
+    };
+    let rows = |folder: &str| -> i64 {
+        p.warehouse_value(&format!(
+            "SELECT count(*) FROM gold_business_events_daily WHERE {}",
+            group(folder)
+        ))
+    };
+    assert_eq!(rows(&gone), 1, "{gone}");
+    std::fs::remove_dir_all(p.path(&format!("data/business_events/{gone}"))).unwrap();
+    let out = refresh_and_compare(&p, "deleted folder", &BUSINESS);
+    assert_modes(&out, "incremental (1 partitions)", "deleted folder");
+    assert_eq!(rows(&gone), 0, "{gone} left gold");
+
+    // New gold SQL rebuilds gold whole; silver did not change.
+    let gold_sql = "sql/models/business_events/gold_business_events_daily.sql";
+    p.write(gold_sql, &format!("-- reworded\n{}", p.read(gold_sql)));
+    let out = refresh_and_compare(&p, "changed gold SQL", &BUSINESS);
+    assert_eq!(mode(&out, BUSINESS[0]), "unchanged", "{out}");
+    assert_eq!(mode(&out, BUSINESS[1]), "full", "{out}");
+
+    // New silver SQL rebuilds silver and, after it in its folder, gold.
+    let silver_sql = "sql/models/business_events/silver_business_events.sql";
+    p.write(silver_sql, &format!("-- reworded\n{}", p.read(silver_sql)));
+    let out = refresh_and_compare(&p, "changed silver SQL", &BUSINESS);
+    assert_modes(&out, "full", "changed silver SQL");
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_modes(&out, "unchanged", "nothing changed after new SQL");
 }
