@@ -814,15 +814,15 @@ impl Paused {
 fn a_second_refresh_or_a_generate_during_a_refresh_fails_clearly_or_waits_and_nothing_doubles() {
     let p = Project::new(2_000);
     p.ok(&["refresh", "--no-export"]);
-    // A refresh holding the lake (shared) and the warehouse, before it reads either.
+    // A refresh holding the lake and the warehouse, before it reads either.
     let first = Paused::start(&p, "refresh-building", &["-q", "refresh", "--no-export"]);
 
     let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(
-        stderr.contains("warehouse.duckdb") && stderr.contains("is open in another process"),
-        "{stderr}"
+        stderr.contains("in use by pid") && stderr.contains("-q refresh --no-export"),
+        "the second refresh names the first: {stderr}"
     );
     assert!(
         !stderr.contains("IO Error"),

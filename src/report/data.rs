@@ -385,7 +385,11 @@ fn health(
                 continue;
             }
             health.lake.push(LakeRow {
-                rows: bronze_rows.get(&format!("bronze_{dataset}")).copied(),
+                // A source's rows are its bronze view's; a lake model's folder, its own.
+                rows: bronze_rows
+                    .get(&format!("bronze_{dataset}"))
+                    .or_else(|| bronze_rows.get(&dataset))
+                    .copied(),
                 newest_partition: lake::newest_partition(lake_dir, &dataset)?,
                 dataset,
                 partitions: files.partitions,

@@ -60,6 +60,9 @@ pub struct Check {
     bounds: Option<(Option<u64>, Option<u64>)>,
     /// Run over the changed partitions only.
     scoped: bool,
+    /// Its outcome depends on the model's rows alone (not on other relations an expression
+    /// may read, nor on another model's size).
+    self_contained: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +106,7 @@ impl DataTest {
             sql,
             bounds: None,
             scoped: changed.is_some(),
+            self_contained: !matches!(self, DataTest::Expression(_) | DataTest::RejectRate { .. }),
         };
         match self {
             DataTest::NotNull(columns) => columns
@@ -153,6 +157,7 @@ impl DataTest {
                 sql: format!("SELECT {}", count(model)),
                 bounds: Some((*min, *max)),
                 scoped: false,
+                self_contained: true,
             }],
             DataTest::RejectRate { of, max_fraction } => vec![check(
                 format!("reject_rate(<= {} % of {of})", max_fraction * 100.0),
@@ -182,13 +187,15 @@ impl Check {
         self.bounds
     }
 
-    /// Whether the check looks at the changed partitions only.
-    pub fn is_scoped(&self) -> bool {
-        self.scoped
+    /// Whether the check still holds, unrun, on a model none of whose rows changed since it
+    /// last passed: a scoped check has no row to test, and a whole-model check that reads
+    /// nothing but the model's rows would read the same rows again (binding a view over the
+    /// whole lake just to find that costs more than the answer).
+    pub fn holds_when_unchanged(&self) -> bool {
+        self.scoped || self.self_contained
     }
 
-    /// The outcome of a scoped check when no partition changed: there is no row to test (and
-    /// binding a view over the whole lake just to find none costs more than the answer).
+    /// The outcome of a check that holds unrun (see `holds_when_unchanged`).
     pub fn nothing_changed(&self) -> CheckOutcome {
         CheckOutcome {
             model: self.model.clone(),
