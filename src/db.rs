@@ -62,9 +62,27 @@ fn base_config(config: &Config, threads: usize) -> Result<DuckConfig> {
     Ok(flags)
 }
 
+/// Runs `run` on `sql`, logging how long it took at debug level (`-vv`): where a refresh's
+/// time goes, statement by statement.
+fn timed<T>(sql: &str, run: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = run();
+    tracing::debug!(
+        "{:>8.1} ms  {}",
+        started.elapsed().as_secs_f64() * 1e3,
+        sql.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(200)
+            .collect::<String>()
+    );
+    out
+}
+
 /// Runs one or more statements; an error carries the SQL it came from.
 pub fn execute(conn: &Connection, sql: &str) -> Result<(), Error> {
-    conn.execute_batch(sql).map_err(|cause| Error::Sql {
+    timed(sql, || conn.execute_batch(sql)).map_err(|cause| Error::Sql {
         sql: sql.to_owned(),
         cause,
     })
@@ -88,11 +106,10 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
 
 /// Runs a query returning one value.
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
-    conn.query_row(sql, [], |row| row.get(0))
-        .map_err(|cause| Error::Sql {
-            sql: sql.to_owned(),
-            cause,
-        })
+    timed(sql, || conn.query_row(sql, [], |row| row.get(0))).map_err(|cause| Error::Sql {
+        sql: sql.to_owned(),
+        cause,
+    })
 }
 
 /// The current UTC time as an SQL TIMESTAMP literal. (DuckDB's own clock functions

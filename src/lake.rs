@@ -333,6 +333,55 @@ impl StagedWrite {
         self.swap()
     }
 
+    /// Publishes the staged tree folder by folder: each staged leaf folder takes the place of
+    /// the dataset's folder of the same path in one rename (an exchange when it exists), and
+    /// each folder of `gone` is removed. Every folder changes at once, the dataset as a whole
+    /// does not: a crash midway leaves some folders new and the others old. For derived data
+    /// whose writer records the files it published and writes again whatever differs (lake
+    /// models), where it costs one rename per changed folder instead of a link per file.
+    pub fn publish_by_folder(mut self, gone: &[PathBuf]) -> Result<()> {
+        let mut folders = Vec::new();
+        for file in list_files(&self.dir, "")? {
+            if let Some(folder) = file.parent() {
+                if folders.last() != Some(&folder.to_path_buf()) {
+                    folders.push(folder.to_path_buf());
+                }
+            }
+        }
+        for (i, folder) in folders.iter().enumerate() {
+            if i == 1 {
+                crate::fault::point("publish-between-folders");
+            }
+            let (staged, target) = (self.dir.join(folder), self.target.join(folder));
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            if target.exists() {
+                replace_dir(&staged, &target, &self.aside)?;
+            } else {
+                fs::rename(&staged, &target).with_context(|| {
+                    format!("cannot move {} to {}", staged.display(), target.display())
+                })?;
+            }
+        }
+        for folder in gone {
+            let target = self.target.join(folder);
+            if target.exists() {
+                fs::remove_dir_all(&target)
+                    .with_context(|| format!("cannot remove {}", target.display()))?;
+            }
+        }
+        self.published = true;
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            tracing::warn!(
+                "the write is published, but {} could not be removed ({e}); the next run removes it",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Hard-links the existing files `keep` accepts into the staged tree, which then holds
     /// the whole dataset as it will be (readable before it is published).
     pub fn link_kept(&mut self, keep: Keep<'_>) -> Result<()> {

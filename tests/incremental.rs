@@ -319,10 +319,23 @@ fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() 
     p.ok(&["refresh", "--no-export", "--full"]);
     assert_eq!(silver_files(&p), files, "written once");
 
-    // New rows in some days; the process dies after silver is published, before the commit.
+    // New rows in some days; the process dies after the first of their silver folders is
+    // published, then after all of them, before the commit.
     p.ok(&[
         "generate", "events", "--mode", "append", "--rows", "40", "--seed", "5",
     ]);
+    let run = p
+        .cmd(&["refresh", "--no-export"])
+        .env("MICRO_WH_FAULT", "publish-between-folders")
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let midway = silver_files(&p);
+    assert_eq!(
+        midway.iter().filter(|f| !files.contains(f)).count(),
+        1,
+        "one folder published"
+    );
     let run = p
         .cmd(&["refresh", "--no-export"])
         .env("MICRO_WH_FAULT", "refresh-after-lake-publish")
@@ -331,7 +344,7 @@ fn silver_partitions_live_in_the_lake_written_once_and_repaired_after_a_crash() 
     assert!(!run.status.success());
     let published = silver_files(&p);
     let rewritten = published.iter().filter(|f| !files.contains(f)).count();
-    assert!(rewritten > 0, "the new days were published");
+    assert!(rewritten > 1, "the new days were published");
     assert_eq!(
         published.len(),
         files.len() + partitions(&p).len() - days.len()

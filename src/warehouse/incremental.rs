@@ -523,18 +523,22 @@ pub fn keeps_counts(model: &Model) -> bool {
 }
 
 /// Brings the kept row counts of `model` up to date with `mode`: the keys of the changed
-/// partitions counted again, or every key when it was rebuilt (or never counted).
-pub fn update_counts(conn: &Connection, model: &Model, mode: &Mode) -> Result<()> {
+/// partitions counted again (from `changed`, their rows, when the caller has them at hand),
+/// or every key when it was rebuilt (or never counted).
+pub fn update_counts(
+    conn: &Connection,
+    model: &Model,
+    mode: &Mode,
+    changed: Option<&str>,
+) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = spec.keys();
-    let key_text = |columns: &[String]| -> String {
-        let texts: Vec<String> = columns
-            .iter()
-            .map(|c| format!("CAST({c} AS VARCHAR)"))
-            .collect();
-        format!("concat_ws('/', {})", texts.join(", "))
-    };
-    let model_keys: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+    let key_text = |columns: Vec<String>| format!("concat_ws('/', {})", columns.join(", "));
+    let model_keys = key_text(
+        keys.iter()
+            .map(|k| format!("CAST({} AS VARCHAR)", ident(k)))
+            .collect(),
+    );
     let name = literal(&model.name);
     let table = ident(&model.name);
     let counted: i64 = db::query_one(
@@ -544,31 +548,61 @@ pub fn update_counts(conn: &Connection, model: &Model, mode: &Mode) -> Result<()
     let sql = match mode {
         Mode::Unchanged if counted > 0 => return Ok(()),
         Mode::Incremental(partitions) => {
-            let changed = keys_sql(conn, model, spec, partitions)?;
-            let rows = match rows_in_partitions(conn, model, partitions)? {
-                Some(rows) => rows,
-                None => format!(
-                    "(SELECT * FROM {table} WHERE {} IN ({changed}))",
-                    key_columns(spec)
-                ),
+            let rows = match changed {
+                Some(rows) => rows.to_owned(),
+                None => match rows_in_partitions(conn, model, partitions)? {
+                    Some(rows) => rows,
+                    None => format!(
+                        "(SELECT * FROM {table} WHERE {} IN ({}))",
+                        key_columns(spec),
+                        keys_sql(conn, model, spec, partitions)?
+                    ),
+                },
             };
-            let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+            // The keys of the changed partitions as the counts hold them: each folder value
+            // cast to its column's type and back, like the rows' own keys.
+            let gone = if spec.key_of_partition.is_none() && keys == spec.partition.as_slice() {
+                let types: BTreeMap<String, String> =
+                    db::describe(conn, &format!("SELECT * FROM {rows}"))?
+                        .into_iter()
+                        .collect();
+                let mut texts = Vec::new();
+                for p in partitions {
+                    let mut parts = Vec::new();
+                    for (column, value) in keys.iter().zip(p) {
+                        let ty = types.get(column).with_context(|| {
+                            format!("model {}: no column `{column}`", model.name)
+                        })?;
+                        parts.push(format!("CAST(CAST({} AS {ty}) AS VARCHAR)", literal(value)));
+                    }
+                    texts.push(key_text(parts));
+                }
+                texts.join(", ")
+            } else {
+                let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+                format!(
+                    "SELECT {} FROM ({}) c({})",
+                    key_text(
+                        aliases
+                            .iter()
+                            .map(|a| format!("CAST({a} AS VARCHAR)"))
+                            .collect()
+                    ),
+                    keys_sql(conn, model, spec, partitions)?,
+                    aliases.join(", ")
+                )
+            };
             format!(
-                "DELETE FROM {COUNTS} WHERE model = {name} AND key IN
-                    (SELECT {} FROM ({changed}) c({}));
-                 INSERT INTO {COUNTS} SELECT {name}, {key}, count(*) FROM {rows} AS {table}
-                    GROUP BY ALL;",
-                key_text(&aliases),
-                aliases.join(", "),
-                key = key_text(&model_keys),
+                "DELETE FROM {COUNTS} WHERE model = {name} AND key IN ({gone});
+                 INSERT INTO {COUNTS} SELECT {name}, {model_keys}, count(*) FROM {rows} AS {table}
+                    GROUP BY ALL;"
             )
         }
         // The NULL-key row marks the model as counted, however few rows it has.
         Mode::Full | Mode::Unchanged => format!(
             "DELETE FROM {COUNTS} WHERE model = {name};
              INSERT INTO {COUNTS} VALUES ({name}, NULL, 0);
-             INSERT INTO {COUNTS} SELECT {name}, {key}, count(*) FROM {table} GROUP BY ALL;",
-            key = key_text(&model_keys),
+             INSERT INTO {COUNTS} SELECT {name}, {model_keys}, count(*) FROM {table} GROUP BY ALL;"
         ),
     };
     db::execute(conn, &sql)?;

@@ -2,15 +2,16 @@
 //! `<lake>/<model>/`, one `data.parquet` per partition, written when the source partitions
 //! they come from arrive or change, and read through a view of the same name.
 //!
-//! A refresh writes the changed partitions into a staged copy of the model's folder (the
-//! untouched partitions hard-linked in), points the view at it so the models after it and
-//! the data tests read the new rows, and publishes it in one rename only once every test
-//! passed, just before the warehouse commits. A failed refresh leaves the folder as it was; a
-//! crash between the publication and the commit leaves partitions the warehouse has not
-//! recorded, which the next refresh sees as changed and writes again (the same rows).
+//! A refresh writes the changed partitions into a staging folder, points the view at the
+//! lake's untouched partitions plus the staged ones, so the models after it and the data tests
+//! read the new rows, and publishes only once every test passed, just before the warehouse
+//! commits: each changed partition's folder takes its place in one rename. A failed refresh
+//! leaves the lake model as it was. A crash during the publication or before the commit
+//! leaves partitions the warehouse has not recorded, which the next refresh sees as changed
+//! and writes again (the same rows): a refresh costs the changed partitions, not the lake.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use duckdb::Connection;
@@ -47,6 +48,8 @@ pub struct LakeTarget<'a> {
 /// A lake model whose new partitions wait for the refresh's tests before publication.
 pub struct Pending {
     write: StagedWrite,
+    /// Folders of the model's lake to remove: partitions no longer in the source.
+    gone: Vec<PathBuf>,
     model: Model,
     columns: Vec<(String, String)>,
 }
@@ -92,7 +95,7 @@ pub fn build(
             }
         }
     }
-    let mut write = StagedWrite::begin_locked(target.lock, &model.name, target.run_id)?;
+    let write = StagedWrite::begin_locked(target.lock, &model.name, target.run_id)?;
     let layout = Layout {
         partitions: spec
             .partition
@@ -122,15 +125,40 @@ pub fn build(
             ),
         }
     }
+    // Until it is published, the view reads the lake's untouched partitions and the staged
+    // ones; the lake's folders of rewritten partitions that were not written again are gone.
     let full = *mode == Mode::Full;
-    write.link_kept(&|rel: &Path| {
-        !full
-            && incremental::partition_of(&rel.to_string_lossy().replace('\\', "/"), &spec.partition)
-                .is_some_and(|p| !rewrite.contains(&p))
-    })?;
-    create_view(conn, model, &columns, &write.dir, &write.dir)?;
+    let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
+    let mut files = Vec::new();
+    let mut gone = Vec::new();
+    for file in lake::list_files(&published, "")? {
+        let path = file.to_string_lossy().replace('\\', "/");
+        let partition = incremental::partition_of(&path, &spec.partition);
+        if !full && partition.as_ref().is_some_and(|p| !rewrite.contains(p)) {
+            files.push(published.join(&file));
+        } else if let Some(folder) = file.parent() {
+            if partition.is_none_or(|p| !bytes.contains_key(&p))
+                && !gone.contains(&folder.to_path_buf())
+            {
+                gone.push(folder.to_path_buf());
+            }
+        }
+    }
+    files.extend(
+        lake::list_files(&write.dir, "")?
+            .iter()
+            .map(|f| write.dir.join(f)),
+    );
+    let list: Vec<String> = files.iter().map(|f| db::path_literal(f)).collect();
+    create_view(
+        conn,
+        model,
+        &columns,
+        (!list.is_empty()).then(|| format!("[{}]", list.join(", "))),
+    )?;
     Ok(Some(Pending {
         write,
+        gone,
         model: model.clone(),
         columns,
     }))
@@ -141,17 +169,22 @@ pub fn build(
 pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> Result<()> {
     let Pending {
         write,
+        gone,
         model,
         columns,
     } = pending;
-    write.swap()?;
+    write.publish_by_folder(&gone)?;
     let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
+    let spec = model
+        .incremental
+        .as_ref()
+        .expect("a lake model follows a lake");
+    let glob = lake::files_glob(&target.sql_dir.join(&model.name), spec.partition.len());
     create_view(
         conn,
         &model,
         &columns,
-        &target.sql_dir.join(&model.name),
-        &published,
+        (!lake::list_files(&published, "")?.is_empty()).then(|| literal(&glob)),
     )
 }
 
@@ -180,15 +213,14 @@ fn batches(bytes: &BTreeMap<Vec<String>, i64>) -> Vec<Vec<Vec<String>>> {
     out
 }
 
-/// The model's view over the Parquet under `dir` (as SQL names it: `named`), columns in the
-/// model's order and partition columns typed as the model types them; a typed empty view
-/// when there are no files yet (read_parquet refuses a glob that matches nothing).
+/// The model's view over `files` (read_parquet's first argument: a glob or a list), columns
+/// in the model's order and partition columns typed as the model types them; a typed empty
+/// view when there are no files (read_parquet refuses a glob that matches nothing).
 fn create_view(
     conn: &Connection,
     model: &Model,
     columns: &[(String, String)],
-    named: &Path,
-    dir: &Path,
+    files: Option<String>,
 ) -> Result<()> {
     let spec = model
         .incremental
@@ -201,23 +233,23 @@ fn create_view(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let select = if lake::list_files(dir, "")?.is_empty() {
-        format!(
+    let select = match files {
+        None => format!(
             "SELECT {} WHERE false",
             list(&|n, t| format!("CAST(NULL AS {t}) AS {}", ident(n)))
-        )
-    } else {
-        let hive_types: Vec<String> = columns
-            .iter()
-            .filter(|(n, _)| spec.partition.contains(n))
-            .map(|(n, t)| format!("{}: {t}", literal(n)))
-            .collect();
-        format!(
-            "SELECT {} FROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}})",
-            list(&|n, _| ident(n)),
-            literal(&lake::files_glob(named, spec.partition.len())),
-            hive_types.join(", ")
-        )
+        ),
+        Some(files) => {
+            let hive_types: Vec<String> = columns
+                .iter()
+                .filter(|(n, _)| spec.partition.contains(n))
+                .map(|(n, t)| format!("{}: {t}", literal(n)))
+                .collect();
+            format!(
+                "SELECT {} FROM read_parquet({files}, hive_partitioning = true, hive_types = {{{}}})",
+                list(&|n, _| ident(n)),
+                hive_types.join(", ")
+            )
+        }
     };
     db::execute(
         conn,

@@ -360,8 +360,19 @@ fn build_and_test(
         // the lake on every refresh, for a figure nobody asked of a silver or gold view.
         // Models following the lake's partitions keep their counts per partition instead.
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
+        // The rows of the changed partitions, read by the counts and the row-level tests; a
+        // model over the lake has them copied out once, as each read would bind it again.
+        let scope = match changed_rows(conn, model, &mode)? {
+            Some(rows)
+                if matches!(mode, Mode::Incremental(_))
+                    && matches!(model.materialized, Materialized::View | Materialized::Lake) =>
+            {
+                Some(copy_out(conn, model, rows)?)
+            }
+            scope => scope,
+        };
         let rows = if incremental::keeps_counts(model) {
-            incremental::update_counts(conn, model, &mode)?;
+            incremental::update_counts(conn, model, &mode, scope.as_deref())?;
             kept.insert(model.name.clone());
             Some(db::query_one::<i64>(
                 conn,
@@ -378,7 +389,7 @@ fn build_and_test(
         let build = started.elapsed();
         let changed = match model.incremental {
             Some(_) if incremental::tests_changed(conn, model)? => None,
-            _ => changed_rows(conn, model, &mode)?,
+            _ => scope,
         };
         let count = |m: &str| match kept.contains(m) {
             true => incremental::kept_count(m),
@@ -399,6 +410,13 @@ fn build_and_test(
         if model.incremental.is_some() {
             incremental::record_tests(conn, model)?;
         }
+        db::execute(
+            conn,
+            &format!(
+                "DROP TABLE IF EXISTS temp.main.{}",
+                ident(&copied_out(model))
+            ),
+        )?;
         report.models.push(ModelRun {
             name: model.name.clone(),
             mode: mode.to_string(),
@@ -460,6 +478,33 @@ fn changed_rows(conn: &Connection, model: &Model, mode: &Mode) -> Result<Option<
         "(SELECT * FROM {} WHERE {filter})",
         ident(&model.name)
     )))
+}
+
+/// Rows of changed partitions up to which a model over the lake has them copied into a
+/// temporary table: a day or an hour of rows, not a rebuilt lake.
+const COPIED_OUT_ROWS: i64 = 1_000_000;
+
+fn copied_out(model: &Model) -> String {
+    format!("micro_wh_changed_{}", model.name)
+}
+
+/// `rows` (the model's rows of the changed partitions) copied into a temporary table, or left
+/// as they are when there are more than `COPIED_OUT_ROWS`.
+fn copy_out(conn: &Connection, model: &Model, rows: String) -> Result<String> {
+    let temp = ident(&copied_out(model));
+    db::execute(
+        conn,
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE {temp} AS SELECT * FROM {rows} LIMIT {}",
+            COPIED_OUT_ROWS + 1
+        ),
+    )?;
+    let copied: i64 = db::query_one(conn, &format!("SELECT count(*) FROM {temp}"))?;
+    if copied > COPIED_OUT_ROWS {
+        db::execute(conn, &format!("DROP TABLE temp.main.{temp}"))?;
+        return Ok(rows);
+    }
+    Ok(format!("temp.main.{temp}"))
 }
 
 /// A model that changes between view and table must first lose its old kind:
