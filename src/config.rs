@@ -316,7 +316,7 @@ impl Config {
         } else {
             serde_yaml::from_str(text).map_err(|e| config_error(e.to_string()))?
         };
-        config.validate().map_err(|message| config_error(message))?;
+        config.validate().map_err(config_error)?;
         Ok(config)
     }
 

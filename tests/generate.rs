@@ -59,7 +59,7 @@ fn columns_follow_the_documented_distributions() {
         ));
         assert!((0.31..0.36).contains(&share), "{year}: {share}");
     }
-    assert_eq!(v("min(user_id)").parse::<i64>().unwrap() >= 1, true);
+    assert!(v("min(user_id)").parse::<i64>().unwrap() >= 1);
     assert!(v("max(user_id)").parse::<i64>().unwrap() <= 100_000);
     assert!(
         v("max(user_id)").parse::<i64>().unwrap() > 99_000,

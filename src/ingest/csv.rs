@@ -258,11 +258,8 @@ fn locate(
     let last = *wanted.keys().next_back().unwrap_or(&0);
     loop {
         let start = reader.position().clone();
-        let more = match reader.read_byte_record(&mut record) {
-            Ok(more) => more,
-            // A line DuckDB rejected may not parse here either; skip it like DuckDB did.
-            Err(_) => true,
-        };
+        // A line DuckDB rejected may not parse here either; skip it like DuckDB did.
+        let more = reader.read_byte_record(&mut record).unwrap_or(true);
         if !more {
             break;
         }
