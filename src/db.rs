@@ -139,15 +139,17 @@ pub fn path_literal(path: &Path) -> String {
 /// The (name, type) of each column `select` returns, in order, without running it.
 pub fn describe(conn: &Connection, select: &str) -> Result<Vec<(String, String)>> {
     let describe = format!("DESCRIBE {select}");
-    let mut stmt = prepare(conn, &describe)?;
-    let columns = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(|cause| Error::Sql {
-            sql: describe.clone(),
-            cause,
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(columns)
+    timed(&describe, || -> Result<Vec<(String, String)>> {
+        let mut stmt = prepare(conn, &describe)?;
+        let columns = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|cause| Error::Sql {
+                sql: describe.clone(),
+                cause,
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(columns)
+    })
 }
 
 /// The Spark SQL-readable type for a DuckDB column type, when the type has to change:
@@ -165,6 +167,11 @@ fn portable_type(duckdb_type: &str) -> Option<&'static str> {
         "JSON" => "VARCHAR",
         _ => return None,
     })
+}
+
+/// Whether a column of this DuckDB type is written as it is by [`portable_select`].
+pub fn is_portable(duckdb_type: &str) -> bool {
+    portable_type(&duckdb_type.trim().to_ascii_uppercase()).is_none()
 }
 
 /// `select` wrapped so the Parquet written from it reads in Spark and other engines with the

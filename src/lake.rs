@@ -694,6 +694,21 @@ impl Layout {
         file_prefix: &str,
         options: &CopyOptions,
     ) -> Result<u64> {
+        let select = crate::db::portable_select(conn, select)?;
+        self.copy_as_is(conn, &select, dir, file_prefix, options)
+    }
+
+    /// [`Layout::copy`] of a select the caller knows to return only types every reader takes
+    /// (declared columns, say): finding out costs a bind of the select, which for a large CSV
+    /// means sniffing it once more.
+    pub fn copy_as_is(
+        &self,
+        conn: &duckdb::Connection,
+        select: &str,
+        dir: &Path,
+        file_prefix: &str,
+        options: &CopyOptions,
+    ) -> Result<u64> {
         let partition = if self.partitions.is_empty() {
             String::new()
         } else {
@@ -704,7 +719,6 @@ impl Layout {
                 .collect();
             format!(", PARTITION_BY ({})", names.join(", "))
         };
-        let select = crate::db::portable_select(conn, select)?;
         let target = if self.partitions.is_empty() {
             dir.join(format!("{file_prefix}_0.parquet"))
         } else {

@@ -107,6 +107,13 @@ impl LoadJob<'_> {
                 writer::select_list(l.columns, &l.layout.partitions, false)
             );
             let prefix = format!("{}_{part:05}", l.prefix);
+            // The declared types are the written ones (partition columns go into folder
+            // names): when they are all portable, nothing needs a look at the select.
+            if l.columns.iter().all(|c| db::is_portable(&c.ty)) {
+                return l
+                    .layout
+                    .copy_as_is(self.conn, &select, self.incoming, &prefix, &l.options);
+            }
             return l
                 .layout
                 .copy(self.conn, &select, self.incoming, &prefix, &l.options);
