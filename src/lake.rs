@@ -384,7 +384,7 @@ impl StagedWrite {
 
     /// Hard-links the existing files `keep` accepts into the staged tree, which then holds
     /// the whole dataset as it will be (readable before it is published).
-    pub fn link_kept(&mut self, keep: Keep<'_>) -> Result<()> {
+    fn link_kept(&mut self, keep: Keep<'_>) -> Result<()> {
         if self.target.exists() {
             link_tree(&self.target, &self.dir, Path::new(""), keep)?;
         }
@@ -392,7 +392,7 @@ impl StagedWrite {
     }
 
     /// Makes the staged tree, as it is, the dataset's lake in one atomic step.
-    pub fn swap(mut self) -> Result<()> {
+    fn swap(mut self) -> Result<()> {
         if let Some(parent) = self.target.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;

@@ -242,6 +242,31 @@ fn partition_filter(
     if columns.len() == 1 {
         return Ok(lists.join(""));
     }
+    Ok(format!(
+        "{} AND {} IN ({})",
+        lists.join(" AND "),
+        row_text(columns),
+        folder_texts(conn, relation, columns, partitions)?.join(", ")
+    ))
+}
+
+/// A row's values of `columns` as one text, to compare with [`folder_texts`].
+fn row_text(columns: &[String]) -> String {
+    let terms: Vec<String> = columns
+        .iter()
+        .map(|c| format!("CAST({} AS VARCHAR)", ident(c)))
+        .collect();
+    format!("concat_ws('/', {})", terms.join(", "))
+}
+
+/// Each partition's folder values as the text [`row_text`] gives its rows in `relation`: each
+/// value cast to its column's type there and back, which is the text of the same value.
+fn folder_texts(
+    conn: &Connection,
+    relation: &str,
+    columns: &[String],
+    partitions: &[Vec<String>],
+) -> Result<Vec<String>> {
     let types: BTreeMap<String, String> = db::describe(conn, &format!("SELECT * FROM {relation}"))?
         .into_iter()
         .collect();
@@ -252,29 +277,17 @@ fn partition_filter(
         })?;
         typed.push(ty.as_str());
     }
-    let text = |terms: Vec<String>| format!("concat_ws('/', {})", terms.join(", "));
-    let row = text(
-        columns
-            .iter()
-            .map(|c| format!("CAST({} AS VARCHAR)", ident(c)))
-            .collect(),
-    );
-    let folders: Vec<String> = partitions
+    Ok(partitions
         .iter()
         .map(|p| {
-            text(
-                p.iter()
-                    .zip(&typed)
-                    .map(|(v, ty)| format!("CAST(CAST({} AS {ty}) AS VARCHAR)", literal(v)))
-                    .collect(),
-            )
+            let terms: Vec<String> = p
+                .iter()
+                .zip(&typed)
+                .map(|(v, ty)| format!("CAST(CAST({} AS {ty}) AS VARCHAR)", literal(v)))
+                .collect();
+            format!("concat_ws('/', {})", terms.join(", "))
         })
-        .collect();
-    Ok(format!(
-        "{} AND {row} IN ({})",
-        lists.join(" AND "),
-        folders.join(", ")
-    ))
+        .collect())
 }
 
 /// The rows of `model` (which has its partition columns) in `partitions`, when its keys are
@@ -533,12 +546,7 @@ pub fn update_counts(
 ) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = spec.keys();
-    let key_text = |columns: Vec<String>| format!("concat_ws('/', {})", columns.join(", "));
-    let model_keys = key_text(
-        keys.iter()
-            .map(|k| format!("CAST({} AS VARCHAR)", ident(k)))
-            .collect(),
-    );
+    let model_keys = row_text(keys);
     let name = literal(&model.name);
     let table = ident(&model.name);
     let counted: i64 = db::query_one(
@@ -559,35 +567,14 @@ pub fn update_counts(
                     ),
                 },
             };
-            // The keys of the changed partitions as the counts hold them: each folder value
-            // cast to its column's type and back, like the rows' own keys.
+            // The keys of the changed partitions as the counts hold them.
             let gone = if spec.key_of_partition.is_none() && keys == spec.partition.as_slice() {
-                let types: BTreeMap<String, String> =
-                    db::describe(conn, &format!("SELECT * FROM {rows}"))?
-                        .into_iter()
-                        .collect();
-                let mut texts = Vec::new();
-                for p in partitions {
-                    let mut parts = Vec::new();
-                    for (column, value) in keys.iter().zip(p) {
-                        let ty = types.get(column).with_context(|| {
-                            format!("model {}: no column `{column}`", model.name)
-                        })?;
-                        parts.push(format!("CAST(CAST({} AS {ty}) AS VARCHAR)", literal(value)));
-                    }
-                    texts.push(key_text(parts));
-                }
-                texts.join(", ")
+                folder_texts(conn, &rows, keys, partitions)?.join(", ")
             } else {
                 let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
                 format!(
                     "SELECT {} FROM ({}) c({})",
-                    key_text(
-                        aliases
-                            .iter()
-                            .map(|a| format!("CAST({a} AS VARCHAR)"))
-                            .collect()
-                    ),
+                    row_text(&aliases),
                     keys_sql(conn, model, spec, partitions)?,
                     aliases.join(", ")
                 )

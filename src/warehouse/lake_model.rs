@@ -77,7 +77,9 @@ pub fn build(
             .collect(),
         Mode::Incremental(partitions) => partitions.iter().cloned().collect(),
     };
-    let columns = db::describe(conn, &db::portable_select(conn, &model.select)?)?;
+    // Made portable once: every batch writes the same select, with its source narrowed.
+    let select = db::portable_select(conn, &model.select)?;
+    let columns = db::describe(conn, &select)?;
     for partition in &spec.partition {
         if !columns.iter().any(|(name, _)| name == partition) {
             bail!(
@@ -106,7 +108,7 @@ pub fn build(
     };
     for batch in batches(&bytes) {
         incremental::with_source_limited(conn, spec, &batch, || {
-            layout.copy(conn, &model.select, &write.dir, "part", &target.options)
+            layout.copy_as_is(conn, &select, &write.dir, "part", &target.options)
         })?;
     }
     // Each row must land in the partition it was read from, or the partitions this model
