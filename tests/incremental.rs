@@ -576,3 +576,35 @@ fn business_events_steps_equal_a_full_rebuild() {
     let out = p.ok(&["refresh", "--no-export"]);
     assert_modes(&out, "unchanged", "nothing changed after new SQL");
 }
+
+/// A lake model must leave each row in the partition it was read from; one that moves rows
+/// elsewhere is refused with its name and file, and nothing of it is published.
+#[test]
+fn a_lake_model_moving_rows_to_another_partition_is_refused_and_publishes_nothing() {
+    let p = Project::new(1_000);
+    p.ok(&["refresh", "--no-export"]);
+    let before = silver_files(&p);
+    let path = "sql/models/events/silver_events_validated.sql";
+    p.write(
+        path,
+        &format!(
+            "SELECT * REPLACE (CAST(date + 1 AS DATE) AS date) FROM (\n{}\n)",
+            p.read(path)
+        ),
+    );
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lake model silver_events_validated")
+            && stderr.contains("silver_events_validated.sql")
+            && stderr.contains("a partition none of its source rows came from"),
+        "{stderr}"
+    );
+    assert_eq!(silver_files(&p), before, "nothing published");
+    let staging = p.path("data/.staging");
+    assert!(
+        !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+        "nothing left in staging"
+    );
+}
