@@ -158,8 +158,9 @@ pub fn describe(conn: &Connection, select: &str) -> Result<Vec<(String, String)>
 /// would write HUGEINT as a lossy DOUBLE).
 fn portable_type(duckdb_type: &str) -> Option<&'static str> {
     Some(match duckdb_type {
-        "HUGEINT" | "UHUGEINT" => "DECIMAL(38, 0)",
-        "UBIGINT" => "DECIMAL(20, 0)",
+        // Spelled as DESCRIBE spells them, like the others: `portable_columns` returns them.
+        "HUGEINT" | "UHUGEINT" => "DECIMAL(38,0)",
+        "UBIGINT" => "DECIMAL(20,0)",
         "UINTEGER" => "BIGINT",
         "USMALLINT" => "INTEGER",
         "UTINYINT" => "SMALLINT",
@@ -179,9 +180,14 @@ pub fn is_portable(duckdb_type: &str) -> bool {
 /// HUGEINT beyond 38 digits fails the write rather than lose digits);
 /// nested types are written as they are. Unchanged when no column needs a cast.
 pub fn portable_select(conn: &Connection, select: &str) -> Result<String> {
-    let columns = describe(conn, select)?;
+    Ok(portable_over(select, &describe(conn, select)?))
+}
+
+/// [`portable_select`] of a `select` whose columns (name, type) are known.
+pub fn portable_over(select: &str, columns: &[(String, String)]) -> String {
+    let select = select.trim_end().trim_end_matches(';');
     if columns.iter().all(|(_, ty)| portable_type(ty).is_none()) {
-        return Ok(select.to_owned());
+        return select.to_owned();
     }
     let list: Vec<String> = columns
         .iter()
@@ -190,7 +196,19 @@ pub fn portable_select(conn: &Connection, select: &str) -> Result<String> {
             None => ident(name),
         })
         .collect();
-    Ok(format!("SELECT {} FROM ({select})", list.join(", ")))
+    // The line break ends a trailing `--` comment of `select`.
+    format!("SELECT {} FROM ({select}\n)", list.join(", "))
+}
+
+/// The columns [`portable_over`] returns from a select of these columns.
+pub fn portable_columns(columns: Vec<(String, String)>) -> Vec<(String, String)> {
+    columns
+        .into_iter()
+        .map(|(name, ty)| {
+            let ty = portable_type(&ty).map_or(ty, str::to_owned);
+            (name, ty)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -215,6 +233,14 @@ mod tests {
         assert_eq!(
             types,
             ["DECIMAL(38,0)", "BIGINT", "TIMESTAMP", "VARCHAR", "VARCHAR"]
+        );
+        let told: Vec<String> = portable_columns(describe(&conn, select).unwrap())
+            .into_iter()
+            .map(|(_, ty)| ty)
+            .collect();
+        assert_eq!(
+            told, types,
+            "the columns portable_columns tells are those written"
         );
         let s: String = query_one(
             &conn,

@@ -598,6 +598,27 @@ fn scan_dir(dir: &Path, stats: &mut LakeFiles) -> Result<()> {
     Ok(())
 }
 
+/// Whether a dataset holds a Parquet file at any depth; stops at the first one, where
+/// [`scan_files`] lists the whole dataset.
+pub fn has_files(lake_dir: &Path, dataset: &str) -> Result<bool> {
+    fn any(dir: &Path) -> Result<bool> {
+        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                if any(&path)? {
+                    return Ok(true);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    let dir = dataset_dir(lake_dir, dataset);
+    Ok(dir.exists() && any(&dir)?)
+}
+
 /// Every Parquet file of a dataset, relative to its directory, sorted.
 pub fn list_files(lake_dir: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -112,7 +112,7 @@ pub fn inputs(project: &Project) -> Result<RefreshInputs> {
 /// A fresh clone has no lake: generate the default dataset so the first refresh has data.
 fn bootstrap_default_dataset(project: &Project) -> Result<()> {
     let name = &project.config.refresh.default_dataset;
-    if lake::scan_files(&project.lake_dir(), name)?.files > 0 {
+    if lake::has_files(&project.lake_dir(), name)? {
         return Ok(());
     }
     let kind = generate::kind(name).map_err(|e| {
@@ -137,7 +137,7 @@ fn bootstrap_default_dataset(project: &Project) -> Result<()> {
 fn sources_without_data(project: &Project) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for name in project.config.sources.keys() {
-        if lake::scan_files(&project.lake_dir(), name)?.files == 0 {
+        if !lake::has_files(&project.lake_dir(), name)? {
             names.push(name.clone());
         }
     }

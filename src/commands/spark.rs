@@ -159,7 +159,14 @@ fn planned(model: &Model) -> PlannedModel {
     let tests = model
         .tests
         .iter()
-        .flat_map(|t| t.checks(&model.name, None, &warehouse::data_tests::read_count))
+        .flat_map(|t| {
+            t.checks(
+                &model.name,
+                None,
+                &warehouse::data_tests::read_count,
+                &warehouse::data_tests::read_unique,
+            )
+        })
         .map(|c| {
             let (min, max) = c.bounds().unwrap_or_default();
             PlannedTest {

@@ -633,7 +633,7 @@ pub fn bronze_views(config: &Config, lake_dir: &Path) -> Result<Vec<BronzeView>>
             datasets.sort();
         }
         for dataset in datasets {
-            if crate::lake::scan_files(lake_dir, &dataset)?.files > 0 {
+            if crate::lake::has_files(lake_dir, &dataset)? {
                 views.push(BronzeView::of(source, &dataset, declared.as_deref()));
             }
         }
@@ -649,7 +649,7 @@ fn create_bronze_view(
     dataset: &str,
     declared: Option<&[Column]>,
 ) -> Result<()> {
-    if crate::lake::scan_files(env.lake_dir, dataset)?.files == 0 {
+    if !crate::lake::has_files(env.lake_dir, dataset)? {
         return Ok(());
     }
     let lake_rel = env.lake_dir.strip_prefix(env.root).unwrap_or(env.lake_dir);

@@ -20,6 +20,11 @@ const TESTS: &str = "micro_wh_model_tests";
 const OUTPUTS: &str = "micro_wh_model_outputs";
 /// Row counts per key of the models whose rows live in the lake (views, lake models).
 const COUNTS: &str = "micro_wh_partition_rows";
+/// The hash of each row's `unique` columns per key, for the same models: their `unique`
+/// tests compare hashes kept in the warehouse instead of reading the lake.
+const KEYS: &str = "micro_wh_partition_keys";
+/// Every partition of a lake, for a moment inside a refresh (dropped before it commits).
+const PARTITIONS: &str = "micro_wh_lake_partitions";
 
 /// What a refresh does to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +55,8 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
              CREATE TABLE IF NOT EXISTS {FILES} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
              CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
              CREATE TABLE IF NOT EXISTS {OUTPUTS} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
-             CREATE TABLE IF NOT EXISTS {COUNTS} (model VARCHAR NOT NULL, key VARCHAR, rows BIGINT NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {COUNTS} (model VARCHAR NOT NULL, key VARCHAR, rows BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {KEYS} (model VARCHAR NOT NULL, columns VARCHAR NOT NULL, key VARCHAR, h UBIGINT);"
         ),
     )?;
     Ok(())
@@ -127,6 +133,7 @@ pub fn apply_partitions(
     model: &Model,
     partitions: &[Vec<String>],
     lake: &[FileStamp],
+    copies: &Copies,
 ) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = keys_sql(conn, model, spec, partitions)?;
@@ -140,64 +147,245 @@ pub fn apply_partitions(
                 .iter()
                 .filter_map(|f| partition_of(&f.path, &spec.partition))
                 .collect();
-            let all: Vec<Vec<String>> = all.into_iter().collect();
-            let mut stmt = conn.prepare(&format!(
-                "SELECT * FROM ({}) WHERE ({}) IN ({keys})",
-                partitions_relation(spec, &all),
-                key_expressions(conn, model, spec)?.join(", "),
-            ))?;
-            let width = spec.partition.len();
-            let rows = stmt.query_map([], |r| {
-                (0..width)
-                    .map(|i| r.get::<_, String>(i))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-            })?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()?
+            // Appended, not written as a VALUES list: DuckDB takes about 0.1 ms to parse
+            // and bind each row of one (0.9 s at 8,000 folders).
+            let columns: Vec<String> = spec
+                .partition
+                .iter()
+                .map(|p| format!("{} VARCHAR", ident(p)))
+                .collect();
+            db::execute(
+                conn,
+                &format!(
+                    "CREATE OR REPLACE TABLE {PARTITIONS} ({})",
+                    columns.join(", ")
+                ),
+            )?;
+            let mut appender = conn.appender(PARTITIONS)?;
+            for partition in &all {
+                appender.append_row(duckdb::appender_params_from_iter(partition))?;
+            }
+            appender.flush()?;
+            drop(appender);
+            let feeding = {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT * FROM {PARTITIONS} WHERE ({}) IN ({keys})",
+                    key_expressions(conn, model, spec)?.join(", "),
+                ))?;
+                let width = spec.partition.len();
+                let rows = stmt.query_map([], |r| {
+                    (0..width)
+                        .map(|i| r.get::<_, String>(i))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                })?;
+                rows.collect::<std::result::Result<Vec<_>, _>>()?
+            };
+            db::execute(conn, &format!("DROP TABLE {PARTITIONS}"))?;
+            feeding
         }
         _ => partitions.to_vec(),
     };
-    with_source_limited(conn, spec, &feeding, || {
-        db::execute(
-            conn,
-            &format!(
-                "DELETE FROM {table} WHERE {key} IN ({keys});
-                 INSERT INTO {table} SELECT * FROM ({}) WHERE {key} IN ({keys});",
-                model.select.trim_end().trim_end_matches(';')
-            ),
-        )?;
-        Ok(())
-    })
-}
-
-/// Runs `f` while the spec's source (if it names one) shows only the rows of `partitions`:
-/// a temporary view of the same name shadows it, and reads the real one by its full name (a
-/// bare `main.` would mean the temp schema). The partitions are named as constants, so the
-/// filter reaches the source's scan and DuckDB reads only their folders.
-pub fn with_source_limited<T>(
-    conn: &Connection,
-    spec: &IncrementalSpec,
-    partitions: &[Vec<String>],
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let Some(source) = &spec.source else {
-        return f();
-    };
-    let db: String = db::query_one(conn, "SELECT current_database()")?;
-    let real = format!("{}.main.{}", ident(&db), ident(source));
-    let filter = partition_filter(conn, &real, &spec.partition, partitions)?;
+    let scope = SourceScope::of(conn, spec, &feeding, lake, copies)?;
     db::execute(
         conn,
         &format!(
-            "CREATE OR REPLACE TEMP VIEW {} AS SELECT * FROM {real} WHERE {filter}",
-            ident(source),
+            "DELETE FROM {table} WHERE {key} IN ({keys});
+             INSERT INTO {table} SELECT * FROM ({}\n) WHERE {key} IN ({keys});",
+            scope.wrap(&model.select)
         ),
     )?;
-    let result = f();
-    db::execute(
-        conn,
-        &format!("DROP VIEW IF EXISTS temp.main.{}", ident(source)),
-    )?;
-    result
+    Ok(())
+}
+
+/// The rows of the changed partitions of models refreshed so far, copied into temporary
+/// tables: a later model reading one of them as its `source` is shown the copy, where reading
+/// the model again would bind it over the whole lake (list every folder, open a footer),
+/// a cost that grows with the lake on every refresh.
+#[derive(Default)]
+pub struct Copies(BTreeMap<String, (BTreeSet<Vec<String>>, String)>);
+
+impl Copies {
+    /// Remembers that the temporary table `table` holds every row of `model` in `partitions`.
+    pub fn insert(&mut self, model: &str, partitions: &[Vec<String>], table: String) {
+        self.0.insert(
+            model.to_owned(),
+            (partitions.iter().cloned().collect(), table),
+        );
+    }
+
+    /// Drops the copies of the models `needed` no longer names.
+    pub fn release(&mut self, conn: &Connection, needed: impl Fn(&str) -> bool) -> Result<()> {
+        let done: Vec<String> = self.0.keys().filter(|m| !needed(m)).cloned().collect();
+        for model in done {
+            let (_, table) = self.0.remove(&model).expect("a listed copy");
+            db::execute(
+                conn,
+                &format!("DROP TABLE IF EXISTS temp.main.{}", ident(&table)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The copy of `model` holding all of `partitions`, and whether it holds only them.
+    fn covering(&self, model: &str, partitions: &[Vec<String>]) -> Option<(&str, bool)> {
+        let (held, table) = self.0.get(model)?;
+        partitions
+            .iter()
+            .all(|p| held.contains(p))
+            .then_some((table.as_str(), held.len() == partitions.len()))
+    }
+}
+
+/// How a model rebuilt for some partitions sees its `source`: only the rows of those
+/// partitions, from the source's copied rows when they hold them, else from the source itself
+/// by its full name, filtered by the partitions named as constants, so the filter reaches
+/// the source's scan and DuckDB reads only their folders.
+pub struct SourceScope(Option<(String, String)>);
+
+impl SourceScope {
+    /// The spec's source limited to `partitions` (no limit when it names no source); `lake`
+    /// is the spec's dataset's files now.
+    pub fn of(
+        conn: &Connection,
+        spec: &IncrementalSpec,
+        partitions: &[Vec<String>],
+        lake: &[FileStamp],
+        copies: &Copies,
+    ) -> Result<SourceScope> {
+        let Some(source) = &spec.source else {
+            return Ok(SourceScope(None));
+        };
+        let rows = match copies.covering(source, partitions) {
+            Some((copy, true)) => format!("SELECT * FROM temp.main.{}", ident(copy)),
+            Some((copy, false)) => {
+                let types = catalog_types(conn, "temp", copy)?;
+                let relation = format!("temp.main.{}", ident(copy));
+                let filter = partition_filter(&types, &relation, &spec.partition, partitions)?;
+                format!("SELECT * FROM {relation} WHERE {filter}")
+            }
+            None => partition_rows(conn, source, spec, partitions, lake)?,
+        };
+        Ok(SourceScope(Some((source.clone(), rows))))
+    }
+
+    /// `select` reading the limited source under its own name: a common table expression
+    /// of that name shadows it within the statement. (A temporary view would do the same,
+    /// but creating it binds the source once more, and over the lake a bind lists every
+    /// folder.)
+    pub fn wrap(&self, select: &str) -> String {
+        let select = select.trim_end().trim_end_matches(';');
+        match &self.0 {
+            None => select.to_owned(),
+            // The line break ends a trailing `--` comment of the model's SQL.
+            Some((source, rows)) => {
+                format!(
+                    "WITH {} AS ({rows}) SELECT * FROM ({select}\n)",
+                    ident(source)
+                )
+            }
+        }
+    }
+}
+
+/// The rows of `partitions` of the warehouse's table or view `name`, which follows the
+/// partitions of `spec`'s lake dataset (whose files now are `lake`). A view reading that
+/// dataset straight through its glob is read from those partitions' files alone (see
+/// [`narrowed_view`]); anything else is filtered by the partitions named as constants, which
+/// DuckDB prunes folders by, though only after listing them all.
+pub fn partition_rows(
+    conn: &Connection,
+    name: &str,
+    spec: &IncrementalSpec,
+    partitions: &[Vec<String>],
+    lake: &[FileStamp],
+) -> Result<String> {
+    let database: String = db::query_one(conn, "SELECT current_database()")?;
+    let types = catalog_types(conn, &database, name)?;
+    let relation = match narrowed_view(conn, &database, name, &types, spec, partitions, lake)? {
+        Some(select) => format!("({select}\n)"),
+        None => format!("{}.main.{}", ident(&database), ident(name)),
+    };
+    let filter = partition_filter(&types, &relation, &spec.partition, partitions)?;
+    Ok(format!("SELECT * FROM {relation} WHERE {filter}"))
+}
+
+/// Words of SQL that relate a row to other rows (or read other relations): a view with none of
+/// them, over one glob, gives each file's rows from that file alone.
+const ACROSS_ROWS: &str = r"(?i)\b(over|join|group|having|qualify|limit|offset|distinct|union|except|intersect|sample|using|pivot|unpivot|order)\b";
+
+/// The SQL of `view` (whose column `types` these are) reading only the files of `partitions`,
+/// when the view reads `spec`'s lake dataset straight through micro-wh's glob
+/// (`'<dir>/<dataset>/*/…/*.parquet'`) and relates no row to another: a SELECT over that one
+/// read with nothing across rows ([`ACROSS_ROWS`]). Binding the view lists every folder of
+/// the dataset, a cost that grows with each day or hour kept; this lists none. None when the
+/// view is not of that form, no file is left in the partitions, or the narrowed SQL does not
+/// bind to the view's columns (a failed bind leaves the transaction usable).
+fn narrowed_view(
+    conn: &Connection,
+    database: &str,
+    view: &str,
+    types: &BTreeMap<String, String>,
+    spec: &IncrementalSpec,
+    partitions: &[Vec<String>],
+    lake: &[FileStamp],
+) -> Result<Option<String>> {
+    let sql: Option<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT sql FROM duckdb_views() WHERE database_name = ? AND schema_name = 'main' AND view_name = ?",
+        )?;
+        let mut rows = stmt.query_map(params![database, view], |r| r.get(0))?;
+        rows.next().transpose()?
+    };
+    let Some(sql) = sql else { return Ok(None) };
+    let head = regex::Regex::new(
+        r#"(?is)^\s*CREATE\s+VIEW\s+("(?:[^"]|"")*"|[^\s(]+)\s+AS\s+(.*?)\s*;?\s*$"#,
+    )
+    .expect("a valid pattern");
+    let Some(select) = head.captures(&sql).map(|c| c[2].to_owned()) else {
+        return Ok(None);
+    };
+    let selects = regex::Regex::new(r"(?i)\bselect\b").expect("a valid pattern");
+    let across = regex::Regex::new(ACROSS_ROWS).expect("a valid pattern");
+    if selects.find_iter(&select).count() != 1 || across.is_match(&select) {
+        return Ok(None);
+    }
+    let glob = regex::Regex::new(&format!(
+        r"'((?:[^']*/)?){}/(?:\*/)*\*\.parquet'",
+        regex::escape(&spec.lake)
+    ))
+    .expect("a valid pattern");
+    let mut found = glob.captures_iter(&select);
+    let (Some(found), None) = (found.next(), found.next()) else {
+        return Ok(None);
+    };
+    let wanted: BTreeSet<&Vec<String>> = partitions.iter().collect();
+    let files: Vec<String> = lake
+        .iter()
+        .filter(|f| partition_of(&f.path, &spec.partition).is_some_and(|p| wanted.contains(&p)))
+        .map(|f| literal(&format!("{}{}/{}", &found[1], spec.lake, f.path)))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let whole = found.get(0).expect("the match").range();
+    let narrowed = format!(
+        "{}[{}]{}",
+        &select[..whole.start],
+        files.join(", "),
+        &select[whole.end..]
+    );
+    match db::describe(conn, &narrowed) {
+        Ok(columns)
+            if columns.len() == types.len()
+                && columns.iter().all(|(n, t)| types.get(n) == Some(t)) =>
+        {
+            Ok(Some(narrowed))
+        }
+        other => {
+            tracing::debug!("{view} is read whole, its narrowed SQL binds as {other:?}");
+            Ok(None)
+        }
+    }
 }
 
 /// The model's key column(s) as SQL: `k` or `(k1, k2)`, to compare with [`keys_sql`].
@@ -219,7 +407,7 @@ pub fn key_columns(spec: &IncrementalSpec) -> String {
 /// one conjunction per folder says the same, but DuckDB weighs it against every file of the
 /// lake: seconds at a few thousand folders.)
 fn partition_filter(
-    conn: &Connection,
+    types: &BTreeMap<String, String>,
     relation: &str,
     columns: &[String],
     partitions: &[Vec<String>],
@@ -246,7 +434,7 @@ fn partition_filter(
         "{} AND {} IN ({})",
         lists.join(" AND "),
         row_text(columns),
-        folder_texts(conn, relation, columns, partitions)?.join(", ")
+        folder_texts(types, relation, columns, partitions)?.join(", ")
     ))
 }
 
@@ -259,17 +447,36 @@ fn row_text(columns: &[String]) -> String {
     format!("concat_ws('/', {})", terms.join(", "))
 }
 
-/// Each partition's folder values as the text [`row_text`] gives its rows in `relation`: each
-/// value cast to its column's type there and back, which is the text of the same value.
-fn folder_texts(
+/// The column types of a table or view as the catalog keeps them: a DESCRIBE would bind a
+/// view over the lake again (list every folder of the lake), a cost that grows with it.
+fn catalog_types(
     conn: &Connection,
+    database: &str,
+    name: &str,
+) -> Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare(
+        "SELECT column_name, data_type FROM duckdb_columns() \
+         WHERE database_name = ? AND schema_name = 'main' AND table_name = ?",
+    )?;
+    let rows = stmt.query_map(params![database, name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The column types of the model `name` in the warehouse.
+fn model_types(conn: &Connection, name: &str) -> Result<BTreeMap<String, String>> {
+    let database: String = db::query_one(conn, "SELECT current_database()")?;
+    catalog_types(conn, &database, name)
+}
+
+/// Each partition's folder values as the text [`row_text`] gives the rows of `relation`
+/// (whose column `types` these are): each value cast to its column's type there and back,
+/// which is the text of the same value.
+fn folder_texts(
+    types: &BTreeMap<String, String>,
     relation: &str,
     columns: &[String],
     partitions: &[Vec<String>],
 ) -> Result<Vec<String>> {
-    let types: BTreeMap<String, String> = db::describe(conn, &format!("SELECT * FROM {relation}"))?
-        .into_iter()
-        .collect();
     let mut typed = Vec::new();
     for column in columns {
         let ty = types.get(column).with_context(|| {
@@ -302,7 +509,12 @@ pub fn rows_in_partitions(
         return Ok(None);
     }
     let table = ident(&model.name);
-    let filter = partition_filter(conn, &table, &spec.partition, partitions)?;
+    let filter = partition_filter(
+        &model_types(conn, &model.name)?,
+        &table,
+        &spec.partition,
+        partitions,
+    )?;
     Ok(Some(format!("(SELECT * FROM {table} WHERE {filter})")))
 }
 
@@ -535,12 +747,21 @@ pub fn keeps_counts(model: &Model) -> bool {
         && matches!(model.materialized, Materialized::View | Materialized::Lake)
 }
 
-/// Brings the kept row counts of `model` up to date with `mode`: the keys of the changed
-/// partitions counted again (from `changed`, their rows, when the caller has them at hand),
-/// or every key when it was rebuilt (or never counted).
-pub fn update_counts(
+/// What the refresh keeps per partition key of a model over the lake (see [`keeps_counts`]).
+pub enum Kept<'a> {
+    /// Its row count.
+    Rows,
+    /// The hash of each row's values of these columns, for its `unique` test on them.
+    Hashes(&'a [String]),
+}
+
+/// Brings what the refresh keeps of `model` up to date with `mode`: the keys of the changed
+/// partitions counted (hashed) again, from `changed`, their rows, when the caller has them
+/// at hand, or every key when the model was rebuilt (or never counted).
+pub fn update_kept(
     conn: &Connection,
     model: &Model,
+    kept: Kept<'_>,
     mode: &Mode,
     changed: Option<&str>,
 ) -> Result<()> {
@@ -549,13 +770,33 @@ pub fn update_counts(
     let model_keys = row_text(keys);
     let name = literal(&model.name);
     let table = ident(&model.name);
-    let counted: i64 = db::query_one(
-        conn,
-        &format!("SELECT count(*) FROM {COUNTS} WHERE model = {name}"),
-    )?;
+    // (the table, its rows of this model, the marker row, what a row of the model adds)
+    let (store, whose, marker, select) = match kept {
+        Kept::Rows => (
+            COUNTS,
+            format!("model = {name}"),
+            format!("{name}, NULL, 0"),
+            format!("{name}, {model_keys}, count(*)"),
+        ),
+        Kept::Hashes(columns) => {
+            let tag = literal(&hashes_tag(columns));
+            let values: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+            (
+                KEYS,
+                format!("model = {name} AND columns = {tag}"),
+                format!("{name}, {tag}, NULL, NULL"),
+                format!("{name}, {tag}, {model_keys}, hash({})", values.join(", ")),
+            )
+        }
+    };
+    let group = match kept {
+        Kept::Rows => " GROUP BY ALL",
+        Kept::Hashes(_) => "",
+    };
+    let counted: i64 = db::query_one(conn, &format!("SELECT count(*) FROM {store} WHERE {whose}"))?;
     let sql = match mode {
         Mode::Unchanged if counted > 0 => return Ok(()),
-        Mode::Incremental(partitions) => {
+        Mode::Incremental(partitions) if counted > 0 => {
             let rows = match changed {
                 Some(rows) => rows.to_owned(),
                 None => match rows_in_partitions(conn, model, partitions)? {
@@ -569,7 +810,7 @@ pub fn update_counts(
             };
             // The keys of the changed partitions as the counts hold them.
             let gone = if spec.key_of_partition.is_none() && keys == spec.partition.as_slice() {
-                folder_texts(conn, &rows, keys, partitions)?.join(", ")
+                folder_texts(&model_types(conn, &model.name)?, &rows, keys, partitions)?.join(", ")
             } else {
                 let aliases: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
                 format!(
@@ -580,20 +821,79 @@ pub fn update_counts(
                 )
             };
             format!(
-                "DELETE FROM {COUNTS} WHERE model = {name} AND key IN ({gone});
-                 INSERT INTO {COUNTS} SELECT {name}, {model_keys}, count(*) FROM {rows} AS {table}
-                    GROUP BY ALL;"
+                "DELETE FROM {store} WHERE {whose} AND key IN ({gone});
+                 INSERT INTO {store} SELECT {select} FROM {rows} AS {table}{group};"
             )
         }
         // The NULL-key row marks the model as counted, however few rows it has.
-        Mode::Full | Mode::Unchanged => format!(
-            "DELETE FROM {COUNTS} WHERE model = {name};
-             INSERT INTO {COUNTS} VALUES ({name}, NULL, 0);
-             INSERT INTO {COUNTS} SELECT {name}, {model_keys}, count(*) FROM {table} GROUP BY ALL;"
+        _ => format!(
+            "DELETE FROM {store} WHERE {whose};
+             INSERT INTO {store} VALUES ({marker});
+             INSERT INTO {store} SELECT {select} FROM {table}{group};"
         ),
     };
     db::execute(conn, &sql)?;
     Ok(())
+}
+
+/// Names the hashes of `columns`, with the DuckDB version whose `hash` made them: another
+/// version may hash the same values differently, so its binary rebuilds them.
+fn hashes_tag(columns: &[String]) -> String {
+    format!("{} @ DuckDB {}", columns.join(", "), duckdb_version())
+}
+
+fn duckdb_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        Connection::open_in_memory()
+            .and_then(|c| {
+                c.query_row("SELECT library_version FROM pragma_version()", [], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Drops the kept hashes of `model` but those of `unique` (the columns of its `unique` tests
+/// now, from this DuckDB): a test removed, or hashes of another version.
+pub fn drop_other_hashes(conn: &Connection, model: &Model, unique: &[&[String]]) -> Result<()> {
+    let tags: Vec<String> = unique.iter().map(|c| literal(&hashes_tag(c))).collect();
+    let keep = match tags.is_empty() {
+        true => String::new(),
+        false => format!(" AND columns NOT IN ({})", tags.join(", ")),
+    };
+    db::execute(
+        conn,
+        &format!(
+            "DELETE FROM {KEYS} WHERE model = {}{keep}",
+            literal(&model.name)
+        ),
+    )?;
+    Ok(())
+}
+
+/// Rows sharing the kept hash of their `columns` with another row of `model`, as SQL: zero
+/// when the `unique` test on them holds (equal values hash alike); otherwise the test's own
+/// query, over the model, says which are true duplicates and which hash collisions. With
+/// `changed` (the rows of the changed partitions, the rest having passed the same test
+/// before) only the hashes of those rows are looked up.
+pub fn kept_duplicates(model: &str, columns: &[String], changed: Option<&str>) -> String {
+    let values: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let among = match changed {
+        Some(rows) => format!(
+            " AND h IN (SELECT hash({}) FROM {rows} AS {})",
+            values.join(", "),
+            ident(model)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "SELECT coalesce(sum(n), 0)::BIGINT FROM (SELECT count(*) AS n FROM {KEYS} \
+         WHERE model = {} AND columns = {} AND key IS NOT NULL{among} GROUP BY h HAVING count(*) > 1)",
+        literal(model),
+        literal(&hashes_tag(columns))
+    )
 }
 
 /// The kept row count of `model`, as SQL.

@@ -63,6 +63,7 @@ pub fn build(
     mode: &Mode,
     sources: &[FileStamp],
     target: &LakeTarget<'_>,
+    copies: &incremental::Copies,
 ) -> Result<Option<Pending>> {
     let spec = model
         .incremental
@@ -77,9 +78,13 @@ pub fn build(
             .collect(),
         Mode::Incremental(partitions) => partitions.iter().cloned().collect(),
     };
-    // Made portable once: every batch writes the same select, with its source narrowed.
-    let select = db::portable_select(conn, &model.select)?;
-    let columns = db::describe(conn, &select)?;
+    // Made portable once: every batch writes the same select, with its source narrowed (to
+    // copied rows, when it has them: binding it whole would list the lake).
+    let rewritten: Vec<Vec<String>> = rewrite.iter().cloned().collect();
+    let scope = incremental::SourceScope::of(conn, spec, &rewritten, sources, copies)?;
+    let columns = db::describe(conn, &scope.wrap(&model.select))?;
+    let select = db::portable_over(&model.select, &columns);
+    let columns = db::portable_columns(columns);
     for partition in &spec.partition {
         if !columns.iter().any(|(name, _)| name == partition) {
             bail!(
@@ -107,9 +112,14 @@ pub fn build(
         file_name: Some(FILE_NAME.to_owned()),
     };
     for batch in batches(&bytes) {
-        incremental::with_source_limited(conn, spec, &batch, || {
-            layout.copy_as_is(conn, &select, &write.dir, "part", &target.options)
-        })?;
+        let scope = incremental::SourceScope::of(conn, spec, &batch, sources, copies)?;
+        layout.copy_as_is(
+            conn,
+            &scope.wrap(&select),
+            &write.dir,
+            "part",
+            &target.options,
+        )?;
     }
     // Each row must land in the partition it was read from, or the partitions this model
     // keeps would no longer match the source's and a later change would miss rows.
@@ -166,6 +176,25 @@ pub fn build(
     }))
 }
 
+impl Pending {
+    /// The staged rows (those of the partitions rewritten), read from the staged files: the
+    /// model's view would bind every file of the lake model.
+    pub fn staged_rows(&self) -> Result<String> {
+        let files: Vec<String> = lake::list_files(&self.write.dir, "")?
+            .iter()
+            .map(|f| db::path_literal(&self.write.dir.join(f)))
+            .collect();
+        Ok(format!(
+            "({})",
+            select_over(
+                &self.model,
+                &self.columns,
+                (!files.is_empty()).then(|| format!("[{}]", files.join(", ")))
+            )
+        ))
+    }
+}
+
 /// Publishes a staged lake model and points its view back at the lake; returns the files
 /// it now holds, for the warehouse to record in the same transaction.
 pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> Result<()> {
@@ -215,15 +244,28 @@ fn batches(bytes: &BTreeMap<Vec<String>, i64>) -> Vec<Vec<Vec<String>>> {
     out
 }
 
-/// The model's view over `files` (read_parquet's first argument: a glob or a list), columns
-/// in the model's order and partition columns typed as the model types them; a typed empty
-/// view when there are no files (read_parquet refuses a glob that matches nothing).
+/// The model's view over `files` (read_parquet's first argument: a glob or a list).
 fn create_view(
     conn: &Connection,
     model: &Model,
     columns: &[(String, String)],
     files: Option<String>,
 ) -> Result<()> {
+    db::execute(
+        conn,
+        &format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            ident(&model.name),
+            select_over(model, columns, files)
+        ),
+    )?;
+    Ok(())
+}
+
+/// The model's rows in `files`, columns in the model's order and partition columns typed as
+/// the model types them; a typed empty select when there are no files (read_parquet refuses
+/// a glob that matches nothing).
+fn select_over(model: &Model, columns: &[(String, String)], files: Option<String>) -> String {
     let spec = model
         .incremental
         .as_ref()
@@ -235,7 +277,7 @@ fn create_view(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let select = match files {
+    match files {
         None => format!(
             "SELECT {} WHERE false",
             list(&|n, t| format!("CAST(NULL AS {t}) AS {}", ident(n)))
@@ -252,12 +294,7 @@ fn create_view(
                 hive_types.join(", ")
             )
         }
-    };
-    db::execute(
-        conn,
-        &format!("CREATE OR REPLACE VIEW {} AS {select}", ident(&model.name)),
-    )?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use duckdb::{params, Connection};
 use indicatif::ProgressBar;
 
-use super::data_tests::{self, CheckOutcome};
-use super::incremental::{self, Mode};
+use super::data_tests::{self, CheckOutcome, DataTest};
+use super::incremental::{self, Kept, Mode};
 use super::lake_model::{self, LakeTarget};
 use super::migrations::{self, AppliedMigration, Migration};
 use super::models::{self, Layer, Materialized, Model};
@@ -293,7 +293,8 @@ fn build_and_test(
     let mut forced_groups = std::collections::BTreeSet::new();
     // The models whose row counts this refresh keeps per partition (and has brought up to date).
     let mut kept = std::collections::BTreeSet::new();
-    for model in models {
+    let mut copies = incremental::Copies::default();
+    for (i, model) in models.iter().enumerate() {
         let started = Instant::now();
         let mode = match &model.incremental {
             Some(spec) => {
@@ -325,13 +326,13 @@ fn build_and_test(
                     let files =
                         incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
                     drop_if_other_kind(conn, model)?;
-                    return lake_model::build(conn, model, &mode, files, target);
+                    return lake_model::build(conn, model, &mode, files, target, &copies);
                 }
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
                     let files =
                         incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
-                    incremental::apply_partitions(conn, model, partitions, files)?;
+                    incremental::apply_partitions(conn, model, partitions, files, &copies)?;
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
                 // A view following the lake's partitions reads new files by itself; binding
@@ -351,6 +352,7 @@ fn build_and_test(
                 model.path.display()
             ))
         })?;
+        let staged_rows = pending.as_ref().map(|p| p.staged_rows()).transpose()?;
         staged.extend(pending);
         if let Some(spec) = &model.incremental {
             let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
@@ -361,18 +363,60 @@ fn build_and_test(
         // Models following the lake's partitions keep their counts per partition instead.
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
         // The rows of the changed partitions, read by the counts and the row-level tests; a
-        // model over the lake has them copied out once, as each read would bind it again.
-        let scope = match changed_rows(conn, model, &mode)? {
-            Some(rows)
-                if matches!(mode, Mode::Incremental(_))
-                    && matches!(model.materialized, Materialized::View | Materialized::Lake) =>
-            {
-                Some(copy_out(conn, model, rows)?)
+        // model over the lake has them copied out once, as each read would bind it again,
+        // and the models after it that read it as their source are shown the copy.
+        let scope = match (&mode, model.materialized, &model.incremental) {
+            (
+                Mode::Incremental(partitions),
+                Materialized::View | Materialized::Lake,
+                Some(spec),
+            ) => {
+                let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                let copied = match (&staged_rows, &spec.source) {
+                    (Some(staged), _) => copy_out(conn, model, staged)?,
+                    // A view over its source's partitions: its own select over the source's
+                    // changed rows gives its changed rows.
+                    (None, Some(_)) => {
+                        let scope =
+                            incremental::SourceScope::of(conn, spec, partitions, files, &copies)?;
+                        copy_out(conn, model, &format!("({}\n)", scope.wrap(&model.select)))?
+                    }
+                    (None, None) => {
+                        let rows = incremental::partition_rows(
+                            conn,
+                            &model.name,
+                            spec,
+                            partitions,
+                            files,
+                        )?;
+                        copy_out(conn, model, &format!("({rows})"))?
+                    }
+                };
+                match copied {
+                    Some(table) => {
+                        copies.insert(&model.name, partitions, table.clone());
+                        Some(format!("temp.main.{}", ident(&table)))
+                    }
+                    None => changed_rows(conn, model, &mode)?,
+                }
             }
-            scope => scope,
+            _ => changed_rows(conn, model, &mode)?,
         };
         let rows = if incremental::keeps_counts(model) {
-            incremental::update_counts(conn, model, &mode, scope.as_deref())?;
+            incremental::update_kept(conn, model, Kept::Rows, &mode, scope.as_deref())?;
+            let unique: Vec<&[String]> = model
+                .tests
+                .iter()
+                .filter_map(|t| match t {
+                    DataTest::Unique(columns) => Some(columns.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            incremental::drop_other_hashes(conn, model, &unique)?;
+            for columns in unique {
+                let kept = Kept::Hashes(columns);
+                incremental::update_kept(conn, model, kept, &mode, scope.as_deref())?;
+            }
             kept.insert(model.name.clone());
             Some(db::query_one::<i64>(
                 conn,
@@ -395,8 +439,12 @@ fn build_and_test(
             true => incremental::kept_count(m),
             false => data_tests::read_count(m),
         };
+        let unique = |columns: &[String]| {
+            kept.contains(&model.name)
+                .then(|| incremental::kept_duplicates(&model.name, columns, changed.as_deref()))
+        };
         for test in &model.tests {
-            for check in test.checks(&model.name, changed.as_deref(), &count) {
+            for check in test.checks(&model.name, changed.as_deref(), &count, &unique) {
                 // `changed` is set when the tests are those that passed last time.
                 let unchanged = mode == Mode::Unchanged && changed.is_some();
                 report
@@ -410,13 +458,12 @@ fn build_and_test(
         if model.incremental.is_some() {
             incremental::record_tests(conn, model)?;
         }
-        db::execute(
-            conn,
-            &format!(
-                "DROP TABLE IF EXISTS temp.main.{}",
-                ident(&copied_out(model))
-            ),
-        )?;
+        // A copy is kept while a model after this one reads it as its source.
+        let sources: std::collections::BTreeSet<&str> = models[i + 1..]
+            .iter()
+            .filter_map(|m| m.incremental.as_ref()?.source.as_deref())
+            .collect();
+        copies.release(conn, |m| sources.contains(m))?;
         report.models.push(ModelRun {
             name: model.name.clone(),
             mode: mode.to_string(),
@@ -488,9 +535,9 @@ fn copied_out(model: &Model) -> String {
     format!("micro_wh_changed_{}", model.name)
 }
 
-/// `rows` (the model's rows of the changed partitions) copied into a temporary table, or left
-/// as they are when there are more than `COPIED_OUT_ROWS`.
-fn copy_out(conn: &Connection, model: &Model, rows: String) -> Result<String> {
+/// `rows` (the model's rows of the changed partitions) copied into a temporary table, whose
+/// name it returns; none when there are more than `COPIED_OUT_ROWS`.
+fn copy_out(conn: &Connection, model: &Model, rows: &str) -> Result<Option<String>> {
     let temp = ident(&copied_out(model));
     db::execute(
         conn,
@@ -502,9 +549,9 @@ fn copy_out(conn: &Connection, model: &Model, rows: String) -> Result<String> {
     let copied: i64 = db::query_one(conn, &format!("SELECT count(*) FROM {temp}"))?;
     if copied > COPIED_OUT_ROWS {
         db::execute(conn, &format!("DROP TABLE temp.main.{temp}"))?;
-        return Ok(rows);
+        return Ok(None);
     }
-    Ok(format!("temp.main.{temp}"))
+    Ok(Some(copied_out(model)))
 }
 
 /// A model that changes between view and table must first lose its old kind:
