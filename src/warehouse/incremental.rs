@@ -592,11 +592,21 @@ pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<
         &format!("INSERT INTO {STATE} VALUES (?, ?)"),
         params![model.name, model.checksum],
     )?;
-    conn.execute(
-        &format!("DELETE FROM {FILES} WHERE model = ?"),
-        params![model.name],
-    )?;
-    append_files(conn, model, stamps.iter())
+    // Only the difference is written: a refresh changes a few files of a lake of thousands.
+    let before = recorded(conn, model, FILES)?;
+    let now: BTreeSet<FileStamp> = stamps.iter().cloned().collect();
+    let gone: BTreeSet<&str> = before.difference(&now).map(|s| s.path.as_str()).collect();
+    if !gone.is_empty() {
+        let paths: Vec<String> = gone.iter().map(|p| literal(p)).collect();
+        conn.execute(
+            &format!(
+                "DELETE FROM {FILES} WHERE model = ? AND path IN ({})",
+                paths.join(", ")
+            ),
+            params![model.name],
+        )?;
+    }
+    append_files(conn, model, now.difference(&before))
 }
 
 /// Remembers the files a lake model's partitions now are, once they are published.
