@@ -366,61 +366,20 @@ fn build_and_test(
         // the lake on every refresh, for a figure nobody asked of a silver or gold view.
         // Models following the lake's partitions keep their counts per partition instead.
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
-        // The rows of the changed partitions, read by the counts and the row-level tests; a
-        // model over the lake has them copied out once, as each read would bind it again,
-        // and the models after it that read it as their source are shown the copy.
-        let scope = match (&mode, model.materialized, &model.incremental) {
-            (
-                Mode::Incremental(partitions),
-                Materialized::View | Materialized::Lake,
-                Some(spec),
-            ) => {
+        let scope = match (&mode, &model.incremental) {
+            (Mode::Incremental(partitions), Some(spec)) => {
                 let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
-                let copied = match (&staged_rows, &spec.source) {
-                    (Some(staged), _) => copy_out(conn, model, staged)?,
-                    // A view over its source's partitions: its own select over the source's
-                    // changed rows gives its changed rows.
-                    (None, Some(_)) => {
-                        let scope =
-                            incremental::SourceScope::of(conn, spec, partitions, files, &copies)?;
-                        copy_out(conn, model, &format!("({}\n)", scope.wrap(&model.select)))?
-                    }
-                    (None, None) => {
-                        let rows = incremental::partition_rows(
-                            conn,
-                            &model.name,
-                            spec,
-                            partitions,
-                            files,
-                        )?;
-                        copy_out(conn, model, &format!("({rows})"))?
-                    }
+                let changed = Changed {
+                    partitions,
+                    files,
+                    staged: staged_rows.as_deref(),
                 };
-                match copied {
-                    Some(table) => {
-                        copies.insert(&model.name, partitions, table.clone());
-                        Some(format!("temp.main.{}", ident(&table)))
-                    }
-                    None => changed_rows(conn, model, &mode)?,
-                }
+                changed_scope(conn, model, changed, &mut copies)?
             }
             _ => changed_rows(conn, model, &mode)?,
         };
         let rows = if incremental::keeps_counts(model) {
-            incremental::update_kept(conn, model, Kept::Rows, &mode, scope.as_deref())?;
-            let unique: Vec<&[String]> = model
-                .tests
-                .iter()
-                .filter_map(|t| match t {
-                    DataTest::Unique(columns) => Some(columns.as_slice()),
-                    _ => None,
-                })
-                .collect();
-            incremental::drop_other_hashes(conn, model, &unique)?;
-            for columns in unique {
-                let kept = Kept::Hashes(columns);
-                incremental::update_kept(conn, model, kept, &mode, scope.as_deref())?;
-            }
+            update_kept(conn, model, &mode, scope.as_deref())?;
             kept.insert(model.name.clone());
             Some(db::query_one::<i64>(
                 conn,
@@ -499,6 +458,77 @@ fn build_and_test(
         })?;
     }
     bar.inc(1);
+    Ok(())
+}
+
+/// What changed in a model refreshed incrementally.
+struct Changed<'a> {
+    partitions: &'a [Vec<String>],
+    /// The files of the lake it follows, now.
+    files: &'a [incremental::FileStamp],
+    /// A lake model's staged rows (those of the changed partitions), as SQL.
+    staged: Option<&'a str>,
+}
+
+/// The rows of the changed partitions of a model refreshed incrementally, read by its counts
+/// and row-level tests. A model over the lake has them copied out once, as each read would
+/// bind it again, and the models after it that read it as their source are shown the copy
+/// (`copies`); the copy is read from a lake model's staged files, from a view's own select
+/// over its source's changed rows, or from the changed partitions' files alone.
+fn changed_scope(
+    conn: &Connection,
+    model: &Model,
+    changed: Changed<'_>,
+    copies: &mut incremental::Copies,
+) -> Result<Option<String>> {
+    let spec = model.incremental.as_ref().expect("an incremental model");
+    let Changed {
+        partitions,
+        files,
+        staged,
+    } = changed;
+    let mode = Mode::Incremental(partitions.to_vec());
+    if !matches!(model.materialized, Materialized::View | Materialized::Lake) {
+        return changed_rows(conn, model, &mode);
+    }
+    let copied = match (staged, &spec.source) {
+        (Some(staged), _) => copy_out(conn, model, staged)?,
+        // A view over its source's partitions: its own select over the source's changed rows
+        // gives its changed rows.
+        (None, Some(_)) => {
+            let scope = incremental::SourceScope::of(conn, spec, partitions, files, copies)?;
+            copy_out(conn, model, &format!("({}\n)", scope.wrap(&model.select)))?
+        }
+        (None, None) => {
+            let rows = incremental::partition_rows(conn, &model.name, spec, partitions, files)?;
+            copy_out(conn, model, &format!("({rows})"))?
+        }
+    };
+    match copied {
+        Some(table) => {
+            copies.insert(&model.name, partitions, table.clone());
+            Ok(Some(format!("temp.main.{}", ident(&table))))
+        }
+        None => changed_rows(conn, model, &mode),
+    }
+}
+
+/// Brings the row counts and `unique` key hashes the refresh keeps of a model over the lake
+/// up to date; `changed` holds its rows of the changed partitions.
+fn update_kept(conn: &Connection, model: &Model, mode: &Mode, changed: Option<&str>) -> Result<()> {
+    incremental::update_kept(conn, model, Kept::Rows, mode, changed)?;
+    let unique: Vec<&[String]> = model
+        .tests
+        .iter()
+        .filter_map(|t| match t {
+            DataTest::Unique(columns) => Some(columns.as_slice()),
+            _ => None,
+        })
+        .collect();
+    incremental::drop_other_hashes(conn, model, &unique)?;
+    for columns in unique {
+        incremental::update_kept(conn, model, Kept::Hashes(columns), mode, changed)?;
+    }
     Ok(())
 }
 
