@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use duckdb::{params, Connection};
+use regex::Regex;
 
 use super::models::{IncrementalSpec, Materialized, Model};
 use crate::db::{self, ident, literal};
@@ -337,19 +339,21 @@ fn narrowed_view(
         rows.next().transpose()?
     };
     let Some(sql) = sql else { return Ok(None) };
-    let head = regex::Regex::new(
-        r#"(?is)^\s*CREATE\s+VIEW\s+("(?:[^"]|"")*"|[^\s(]+)\s+AS\s+(.*?)\s*;?\s*$"#,
-    )
-    .expect("a valid pattern");
-    let Some(select) = head.captures(&sql).map(|c| c[2].to_owned()) else {
+    static HEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(?is)^\s*CREATE\s+VIEW\s+("(?:[^"]|"")*"|[^\s(]+)\s+AS\s+(.*?)\s*;?\s*$"#)
+            .expect("a valid pattern")
+    });
+    static SELECTS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\bselect\b").expect("a valid pattern"));
+    static ACROSS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(ACROSS_ROWS).expect("a valid pattern"));
+    let Some(select) = HEAD.captures(&sql).map(|c| c[2].to_owned()) else {
         return Ok(None);
     };
-    let selects = regex::Regex::new(r"(?i)\bselect\b").expect("a valid pattern");
-    let across = regex::Regex::new(ACROSS_ROWS).expect("a valid pattern");
-    if selects.find_iter(&select).count() != 1 || across.is_match(&select) {
+    if SELECTS.find_iter(&select).count() != 1 || ACROSS.is_match(&select) {
         return Ok(None);
     }
-    let glob = regex::Regex::new(&format!(
+    let glob = Regex::new(&format!(
         r"'((?:[^']*/)?){}/(?:\*/)*\*\.parquet'",
         regex::escape(&spec.lake)
     ))
@@ -780,28 +784,27 @@ pub fn update_kept(
     let model_keys = row_text(keys);
     let name = literal(&model.name);
     let table = ident(&model.name);
-    // (the table, its rows of this model, the marker row, what a row of the model adds)
-    let (store, whose, marker, select) = match kept {
+    // (the table, its rows of this model, the marker row, what rows of the model add, how
+    // they are grouped)
+    let (store, whose, marker, select, group) = match kept {
         Kept::Rows => (
             COUNTS,
             format!("model = {name}"),
             format!("{name}, NULL, 0"),
             format!("{name}, {model_keys}, count(*)"),
+            " GROUP BY ALL",
         ),
         Kept::Hashes(columns) => {
-            let tag = literal(&hashes_tag(columns));
+            let tag = hashes_tag(columns);
             let values: Vec<String> = columns.iter().map(|c| ident(c)).collect();
             (
                 KEYS,
                 format!("model = {name} AND columns = {tag}"),
                 format!("{name}, {tag}, NULL, NULL"),
                 format!("{name}, {tag}, {model_keys}, hash({})", values.join(", ")),
+                "",
             )
         }
-    };
-    let group = match kept {
-        Kept::Rows => " GROUP BY ALL",
-        Kept::Hashes(_) => "",
     };
     let counted: i64 = db::query_one(conn, &format!("SELECT count(*) FROM {store} WHERE {whose}"))?;
     let sql = match mode {
@@ -838,7 +841,7 @@ pub fn update_kept(
         // The NULL-key row marks the model as counted, however few rows it has.
         _ => format!(
             "DELETE FROM {store} WHERE {whose};
-             INSERT INTO {store} VALUES ({marker});
+             INSERT INTO {store} SELECT {marker};
              INSERT INTO {store} SELECT {select} FROM {table}{group};"
         ),
     };
@@ -846,29 +849,20 @@ pub fn update_kept(
     Ok(())
 }
 
-/// Names the hashes of `columns`, with the DuckDB version whose `hash` made them: another
-/// version may hash the same values differently, so its binary rebuilds them.
+/// Names the hashes of `columns`, as SQL, with the version of the DuckDB whose `hash` made
+/// them (the refresh's own): another version may hash the same values differently, so its
+/// binary rebuilds them.
 fn hashes_tag(columns: &[String]) -> String {
-    format!("{} @ DuckDB {}", columns.join(", "), duckdb_version())
-}
-
-fn duckdb_version() -> &'static str {
-    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(|| {
-        Connection::open_in_memory()
-            .and_then(|c| {
-                c.query_row("SELECT library_version FROM pragma_version()", [], |r| {
-                    r.get(0)
-                })
-            })
-            .unwrap_or_default()
-    })
+    format!(
+        "({} || (SELECT library_version FROM pragma_version()))",
+        literal(&format!("{} @ DuckDB ", columns.join(", ")))
+    )
 }
 
 /// Drops the kept hashes of `model` but those of `unique` (the columns of its `unique` tests
 /// now, from this DuckDB): a test removed, or hashes of another version.
 pub fn drop_other_hashes(conn: &Connection, model: &Model, unique: &[&[String]]) -> Result<()> {
-    let tags: Vec<String> = unique.iter().map(|c| literal(&hashes_tag(c))).collect();
+    let tags: Vec<String> = unique.iter().map(|c| hashes_tag(c)).collect();
     let keep = match tags.is_empty() {
         true => String::new(),
         false => format!(" AND columns NOT IN ({})", tags.join(", ")),
@@ -902,7 +896,7 @@ pub fn kept_duplicates(model: &str, columns: &[String], changed: Option<&str>) -
         "SELECT coalesce(sum(n), 0)::BIGINT FROM (SELECT count(*) AS n FROM {KEYS} \
          WHERE model = {} AND columns = {} AND key IS NOT NULL{among} GROUP BY h HAVING count(*) > 1)",
         literal(model),
-        literal(&hashes_tag(columns))
+        hashes_tag(columns)
     )
 }
 
