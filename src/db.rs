@@ -88,6 +88,25 @@ pub fn execute(conn: &Connection, sql: &str) -> Result<(), Error> {
     })
 }
 
+/// What each name of the open database's main schema is: `VIEW` or `BASE TABLE` (read from
+/// the catalog functions: `information_schema` costs a few milliseconds a lookup).
+pub fn relation_kinds(
+    conn: &Connection,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let sql = "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main'
+         UNION ALL
+         SELECT table_name, 'BASE TABLE' FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'";
+    let sql_error = |cause| Error::Sql {
+        sql: sql.to_owned(),
+        cause,
+    };
+    let mut stmt = prepare(conn, sql)?;
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(sql_error)?;
+    rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
 /// Prepares a statement; an error carries the SQL.
 pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<duckdb::Statement<'c>, Error> {
     conn.prepare(sql).map_err(|cause| Error::Sql {

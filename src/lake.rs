@@ -621,25 +621,35 @@ pub fn has_files(lake_dir: &Path, dataset: &str) -> Result<bool> {
 
 /// Every Parquet file of a dataset, relative to its directory, sorted.
 pub fn list_files(lake_dir: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-            let entry = entry?;
-            let rel = rel.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                walk(&entry.path(), &rel, out)?;
-            } else if rel.extension().is_some_and(|e| e == "parquet") {
-                out.push(rel);
-            }
-        }
-        Ok(())
-    }
     let dir = dataset_dir(lake_dir, dataset);
     let mut files = Vec::new();
     if dir.exists() {
-        walk(&dir, Path::new(""), &mut files)?;
+        walk_parquet(&dir, Path::new(""), &mut |_, rel| {
+            files.push(rel);
+            Ok(())
+        })?;
     }
     files.sort();
     Ok(files)
+}
+
+/// Calls `visit` with each Parquet file under `dir`, and its path relative to the dataset
+/// (`rel` being `dir`'s).
+fn walk_parquet(
+    dir: &Path,
+    rel: &Path,
+    visit: &mut dyn FnMut(&fs::DirEntry, PathBuf) -> Result<()>,
+) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let rel = rel.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            walk_parquet(&entry.path(), &rel, visit)?;
+        } else if rel.extension().is_some_and(|e| e == "parquet") {
+            visit(&entry, rel)?;
+        }
+    }
+    Ok(())
 }
 
 /// A lake file as readers see it: a change of size or modification time is a change of data.
@@ -651,10 +661,65 @@ pub struct FileStamp {
     pub mtime_ns: i64,
 }
 
+/// The stamps of a dataset's files now, sorted by path. The top-level folders (days, hours)
+/// are walked on every core: a lake of thousands of folders costs a system call or three
+/// per folder and file, and a refresh lists it each time.
+pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
+    let root = dataset_dir(lake_dir, dataset);
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut top = Vec::new();
+    let mut stamps = Vec::new();
+    for entry in fs::read_dir(&root).with_context(|| format!("cannot read {}", root.display()))? {
+        let entry = entry?;
+        let rel = PathBuf::from(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            top.push(rel);
+        } else if rel.extension().is_some_and(|e| e == "parquet") {
+            stamps.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = top.len().div_ceil(threads).max(1);
+    let walked: Vec<Result<Vec<FileStamp>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = top
+            .chunks(chunk)
+            .map(|folders| {
+                let root = &root;
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for rel in folders {
+                        walk_parquet(&root.join(rel), rel, &mut |entry, rel| {
+                            out.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a lake listing thread panicked"))
+            .collect()
+    });
+    for part in walked {
+        stamps.extend(part?);
+    }
+    stamps.sort();
+    Ok(stamps)
+}
+
 /// The stamp of `rel`, a file under `root`.
 fn stamp(root: &Path, rel: &Path) -> Result<FileStamp> {
-    let meta = fs::metadata(root.join(rel))
-        .with_context(|| format!("cannot read {}", root.join(rel).display()))?;
+    let path = root.join(rel);
+    stamp_of(&path, rel, fs::metadata(&path))
+}
+
+/// The stamp of the file at `path` (`rel` within its dataset), from its metadata.
+fn stamp_of(path: &Path, rel: &Path, meta: std::io::Result<fs::Metadata>) -> Result<FileStamp> {
+    let meta = meta.with_context(|| format!("cannot read {}", path.display()))?;
     let mtime = meta
         .modified()?
         .duration_since(std::time::UNIX_EPOCH)
@@ -664,15 +729,6 @@ fn stamp(root: &Path, rel: &Path) -> Result<FileStamp> {
         size: meta.len() as i64,
         mtime_ns: mtime,
     })
-}
-
-/// The stamps of a dataset's files now.
-pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
-    let root = dataset_dir(lake_dir, dataset);
-    list_files(lake_dir, dataset)?
-        .iter()
-        .map(|rel| stamp(&root, rel))
-        .collect()
 }
 
 /// How a dataset's rows are laid out in folders: Hive partition levels, each a name and an

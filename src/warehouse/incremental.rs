@@ -20,6 +20,9 @@ const FILES: &str = "micro_wh_model_files";
 const TESTS: &str = "micro_wh_model_tests";
 /// The files a lake model wrote, as recorded when they were published.
 const OUTPUTS: &str = "micro_wh_model_outputs";
+/// A digest of each model's recorded files (`FILES`, `OUTPUTS`): equal to the digest of the
+/// folder's files now, nothing changed there, and no stamp is compared.
+const PRINTS: &str = "micro_wh_model_fingerprints";
 /// Row counts per key of the models whose rows live in the lake (views, lake models).
 const COUNTS: &str = "micro_wh_partition_rows";
 /// The hash of each row's `unique` columns per key, for the same models: their `unique`
@@ -58,7 +61,8 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
              CREATE TABLE IF NOT EXISTS {TESTS} (model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL);
              CREATE TABLE IF NOT EXISTS {OUTPUTS} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
              CREATE TABLE IF NOT EXISTS {COUNTS} (model VARCHAR NOT NULL, key VARCHAR, rows BIGINT NOT NULL);
-             CREATE TABLE IF NOT EXISTS {KEYS} (model VARCHAR NOT NULL, columns VARCHAR NOT NULL, key VARCHAR, h UBIGINT);"
+             CREATE TABLE IF NOT EXISTS {KEYS} (model VARCHAR NOT NULL, columns VARCHAR NOT NULL, key VARCHAR, h UBIGINT);
+             CREATE TABLE IF NOT EXISTS {PRINTS} (model VARCHAR NOT NULL, files VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, PRIMARY KEY (model, files));"
         ),
     )?;
     Ok(())
@@ -76,43 +80,37 @@ pub fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
         .collect()
 }
 
-/// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream).
-/// `outputs` are a lake model's own files now: a partition whose files differ from those it
-/// recorded (a crash between their publication and the commit, a hand edit) is rebuilt too.
+/// Decides how to refresh `model`; `force` is a full rebuild asked for (or needed upstream),
+/// `kind` what the model's name is in the warehouse now (`VIEW`, `BASE TABLE`). `lake` holds
+/// the files of the dataset it follows; for a lake model, also its own files: a partition
+/// whose files differ from those it recorded (a crash between their publication and the
+/// commit, a hand edit) is rebuilt too.
 pub fn plan(
     conn: &Connection,
     model: &Model,
-    now: &[FileStamp],
-    outputs: Option<&[FileStamp]>,
+    kind: Option<&str>,
+    lake: &mut LakeState,
     force: bool,
 ) -> Result<Mode> {
     let spec = model.incremental.as_ref().expect("an incremental model");
-    let kind = match model.materialized {
+    let expected = match model.materialized {
         Materialized::View | Materialized::Lake => "VIEW",
         Materialized::Table | Materialized::Incremental => "BASE TABLE",
     };
-    let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ? AND table_type = ?",
-        params![model.name, kind],
-        |r| r.get(0),
-    )?;
-    let checksum: Option<String> = {
-        let mut stmt = conn.prepare(&format!("SELECT checksum FROM {STATE} WHERE model = ?"))?;
-        let mut rows = stmt.query_map(params![model.name], |r| r.get(0))?;
-        rows.next().transpose()?
-    };
-    if force || exists == 0 || checksum.as_deref() != Some(model.checksum.as_str()) {
+    if force
+        || kind != Some(expected)
+        || lake.checksum(conn, &model.name)?.as_deref() != Some(model.checksum.as_str())
+    {
         return Ok(Mode::Full);
     }
-    let mut changes = vec![(recorded(conn, model, FILES)?, now)];
-    if let Some(outputs) = outputs {
-        changes.push((recorded(conn, model, OUTPUTS)?, outputs));
+    let mut folders = vec![(FILES, spec.lake.as_str())];
+    if model.materialized == Materialized::Lake {
+        folders.push((OUTPUTS, model.name.as_str()));
     }
     let mut changed = BTreeSet::new();
-    for (before, now) in changes {
-        let now: BTreeSet<FileStamp> = now.iter().cloned().collect();
-        for stamp in before.symmetric_difference(&now) {
-            match partition_of(&stamp.path, &spec.partition) {
+    for (table, folder) in folders {
+        for path in lake.differences(conn, table, &model.name, folder)? {
+            match partition_of(&path, &spec.partition) {
                 Some(value) => {
                     changed.insert(value);
                 }
@@ -206,6 +204,11 @@ pub fn apply_partitions(
 #[derive(Default)]
 pub struct Copies(BTreeMap<String, (BTreeSet<Vec<String>>, String)>);
 
+/// The temporary table holding `model`'s changed rows.
+pub fn copy_name(model: &str) -> String {
+    format!("micro_wh_changed_{model}")
+}
+
 impl Copies {
     /// Remembers that the temporary table `table` holds every row of `model` in `partitions`.
     pub fn insert(&mut self, model: &str, partitions: &[Vec<String>], table: String) {
@@ -242,7 +245,7 @@ impl Copies {
 /// partitions, from the source's copied rows when they hold them, else from the source itself
 /// by its full name, filtered by the partitions named as constants, so the filter reaches
 /// the source's scan and DuckDB reads only their folders.
-pub struct SourceScope(Option<(String, String)>);
+pub struct SourceScope(Option<(String, String)>, bool);
 
 impl SourceScope {
     /// The spec's source limited to `partitions` (no limit when it names no source); `lake`
@@ -255,8 +258,9 @@ impl SourceScope {
         copies: &Copies,
     ) -> Result<SourceScope> {
         let Some(source) = &spec.source else {
-            return Ok(SourceScope(None));
+            return Ok(SourceScope(None, false));
         };
+        let copied = copies.covering(source, partitions).is_some();
         let rows = match copies.covering(source, partitions) {
             Some((copy, true)) => format!("SELECT * FROM temp.main.{}", ident(copy)),
             Some((copy, false)) => {
@@ -267,7 +271,13 @@ impl SourceScope {
             }
             None => partition_rows(conn, source, spec, partitions, lake)?,
         };
-        Ok(SourceScope(Some((source.clone(), rows))))
+        Ok(SourceScope(Some((source.clone(), rows)), copied))
+    }
+
+    /// Whether the source's rows come from a copy of its changed rows (a day or an hour of
+    /// rows, not the lake).
+    pub fn is_copied(&self) -> bool {
+        self.1
     }
 
     /// `select` reading the limited source under its own name: a common table expression
@@ -586,40 +596,36 @@ pub fn keys_sql(
     ))
 }
 
-/// Remembers the files a model was built from, in the caller's transaction.
-pub fn record(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<()> {
-    conn.execute(
-        &format!("DELETE FROM {STATE} WHERE model = ?"),
-        params![model.name],
-    )?;
-    conn.execute(
-        &format!("INSERT INTO {STATE} VALUES (?, ?)"),
-        params![model.name, model.checksum],
-    )?;
-    // Only the difference is written: a refresh changes a few files of a lake of thousands.
-    let before = recorded(conn, model, FILES)?;
-    let now: BTreeSet<FileStamp> = stamps.iter().cloned().collect();
-    let gone: BTreeSet<&str> = before.difference(&now).map(|s| s.path.as_str()).collect();
-    if !gone.is_empty() {
-        let paths: Vec<String> = gone.iter().map(|p| literal(p)).collect();
-        conn.execute(
+/// Remembers the SQL and the files a model was built from (those of its dataset in `lake`),
+/// in the caller's transaction.
+pub fn record(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<()> {
+    let spec = model.incremental.as_ref().expect("an incremental model");
+    if lake.checksum(conn, &model.name)?.as_deref() != Some(model.checksum.as_str()) {
+        db::execute(
+            conn,
             &format!(
-                "DELETE FROM {FILES} WHERE model = ? AND path IN ({})",
-                paths.join(", ")
+                "INSERT OR REPLACE INTO {STATE} VALUES ({}, {})",
+                literal(&model.name),
+                literal(&model.checksum)
             ),
-            params![model.name],
         )?;
+        if let Some(checksums) = lake.checksums.as_mut() {
+            checksums.insert(model.name.clone(), model.checksum.clone());
+        }
     }
-    append_files(conn, model, now.difference(&before))
+    lake.record(conn, FILES, &model.name, &spec.lake)
 }
 
-/// Remembers the files a lake model's partitions now are, once they are published.
-pub fn record_outputs(conn: &Connection, model: &Model, stamps: &[FileStamp]) -> Result<()> {
-    conn.execute(
-        &format!("DELETE FROM {OUTPUTS} WHERE model = ?"),
-        params![model.name],
-    )?;
-    append_to(conn, OUTPUTS, model, stamps.iter())
+/// Remembers the files a lake model's partitions now are, once they are published (listed
+/// again into `lake`).
+pub fn record_outputs(
+    conn: &Connection,
+    model: &Model,
+    lake: &mut LakeState,
+    lake_dir: &Path,
+) -> Result<()> {
+    lake.list(conn, lake_dir, &model.name)?;
+    lake.record(conn, OUTPUTS, &model.name, &model.name)
 }
 
 fn append_files<'s>(
@@ -627,16 +633,7 @@ fn append_files<'s>(
     model: &Model,
     stamps: impl Iterator<Item = &'s FileStamp>,
 ) -> Result<()> {
-    append_to(conn, FILES, model, stamps)
-}
-
-fn append_to<'s>(
-    conn: &Connection,
-    table: &str,
-    model: &Model,
-    stamps: impl Iterator<Item = &'s FileStamp>,
-) -> Result<()> {
-    let mut appender = conn.appender(table)?;
+    let mut appender = conn.appender(FILES)?;
     for s in stamps {
         appender.append_row(params![model.name, s.path, s.size, s.mtime_ns])?;
     }
@@ -659,19 +656,180 @@ fn recorded(conn: &Connection, model: &Model, table: &str) -> Result<BTreeSet<Fi
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-/// Files per incremental dataset, read once per refresh.
-pub type LakeState = BTreeMap<String, Vec<FileStamp>>;
+/// What a refresh knows of the lake's folders it follows (datasets, lake models) and of the
+/// files each model recorded of them. Each folder is listed once, digested, and held in a
+/// temporary table. A model whose recorded digest is the folder's has nothing changed there;
+/// otherwise its recorded files are compared with those inside DuckDB, once for all the
+/// models that recorded the same files, and only the differences come back.
+#[derive(Default)]
+pub struct LakeState {
+    folders: BTreeMap<String, Folder>,
+    /// (model, `FILES` or `OUTPUTS`) → digest of the files recorded there; read on first use.
+    prints: Option<BTreeMap<(String, String), String>>,
+    /// model → checksum of the SQL it was last built from; read on first use.
+    checksums: Option<BTreeMap<String, String>>,
+    /// (folder, recorded digest) → the paths that differ.
+    differences: BTreeMap<(String, String), Vec<String>>,
+}
 
-/// The files of `dataset`, listed on first use.
-pub fn files_of<'s>(
-    state: &'s mut LakeState,
-    lake_dir: &Path,
-    dataset: &str,
-) -> Result<&'s [FileStamp]> {
-    if !state.contains_key(dataset) {
-        state.insert(dataset.to_owned(), lake::stamps(lake_dir, dataset)?);
+struct Folder {
+    stamps: Vec<FileStamp>,
+    digest: String,
+}
+
+/// Changed files up to which a model's recorded files are replaced by name.
+const NAMED_PATHS: usize = 200;
+
+/// The temporary table of [`LakeState`]: `folder` is the dataset's (or lake model's) name.
+const NOW: &str = "temp.main.micro_wh_lake_files";
+
+impl LakeState {
+    /// The files of the lake's folder `folder` (a dataset or a lake model), listed on first use.
+    pub fn files(
+        &mut self,
+        conn: &Connection,
+        lake_dir: &Path,
+        folder: &str,
+    ) -> Result<&[FileStamp]> {
+        if !self.folders.contains_key(folder) {
+            self.list(conn, lake_dir, folder)?;
+        }
+        Ok(&self.folders[folder].stamps)
     }
-    Ok(&state[dataset])
+
+    /// Lists `folder` (again, for a lake model after its publication).
+    fn list(&mut self, conn: &Connection, lake_dir: &Path, folder: &str) -> Result<()> {
+        let stamps = lake::stamps(lake_dir, folder)?;
+        let mut text = String::new();
+        for s in &stamps {
+            text.push_str(&format!("{}\0{}\0{}\n", s.path, s.size, s.mtime_ns));
+        }
+        db::execute(
+            conn,
+            &format!(
+                "CREATE TEMP TABLE IF NOT EXISTS micro_wh_lake_files (folder VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
+                 DELETE FROM {NOW} WHERE folder = {}",
+                literal(folder)
+            ),
+        )?;
+        let mut appender =
+            conn.appender_to_catalog_and_db("micro_wh_lake_files", "temp", "main")?;
+        for s in &stamps {
+            appender.append_row(params![folder, s.path, s.size, s.mtime_ns])?;
+        }
+        appender.flush()?;
+        let digest = super::migrations::sha256_hex(text.as_bytes());
+        // Differences found against the folder's earlier listing no longer hold.
+        self.differences.retain(|(f, _), _| f != folder);
+        self.folders
+            .insert(folder.to_owned(), Folder { stamps, digest });
+        Ok(())
+    }
+
+    fn checksum(&mut self, conn: &Connection, model: &str) -> Result<Option<String>> {
+        if self.checksums.is_none() {
+            let rows = rows_of(conn, &format!("SELECT model, checksum, '' FROM {STATE}"))?;
+            self.checksums = Some(rows.into_iter().map(|[m, c, _]| (m, c)).collect());
+        }
+        Ok(self.checksums.as_ref().and_then(|c| c.get(model).cloned()))
+    }
+
+    fn print(&mut self, conn: &Connection, model: &str, table: &str) -> Result<Option<String>> {
+        if self.prints.is_none() {
+            let rows = rows_of(
+                conn,
+                &format!("SELECT model, files, fingerprint FROM {PRINTS}"),
+            )?;
+            self.prints = Some(rows.into_iter().map(|[m, t, p]| ((m, t), p)).collect());
+        }
+        let key = (model.to_owned(), table.to_owned());
+        Ok(self.prints.as_ref().and_then(|p| p.get(&key).cloned()))
+    }
+
+    /// Paths that differ (added, gone, or of another size or time) between the files `model`
+    /// recorded in `table` and `folder`'s files now.
+    fn differences(
+        &mut self,
+        conn: &Connection,
+        table: &str,
+        model: &str,
+        folder: &str,
+    ) -> Result<Vec<String>> {
+        let recorded = self.print(conn, model, table)?;
+        if recorded.as_deref() == Some(self.folders[folder].digest.as_str()) {
+            return Ok(Vec::new());
+        }
+        let known = recorded.clone().map(|r| (folder.to_owned(), r));
+        if let Some(paths) = known.as_ref().and_then(|k| self.differences.get(k)) {
+            return Ok(paths.clone());
+        }
+        let (m, f) = (literal(model), literal(folder));
+        let sql = format!(
+            "SELECT DISTINCT path FROM (
+                 (SELECT path, size, mtime_ns FROM {table} WHERE model = {m}
+                  EXCEPT SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f})
+                 UNION ALL
+                 (SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f}
+                  EXCEPT SELECT path, size, mtime_ns FROM {table} WHERE model = {m}))"
+        );
+        let mut stmt = db::prepare(conn, &sql)?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        let paths: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        if let Some(k) = known {
+            self.differences.insert(k, paths.clone());
+        }
+        Ok(paths)
+    }
+
+    /// Makes the files `model` recorded in `table` those of `folder` now, writing only the
+    /// difference: a refresh changes a few files of a lake of thousands.
+    fn record(&mut self, conn: &Connection, table: &str, model: &str, folder: &str) -> Result<()> {
+        let digest = self.folders[folder].digest.clone();
+        if self.print(conn, model, table)?.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        let (m, f) = (literal(model), literal(folder));
+        let now = format!("SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f}");
+        // A few paths that differ name the rows to replace; many (a first build) are
+        // compared in DuckDB instead of spelled out, as DuckDB parses a long list slowly.
+        let paths = self.differences(conn, table, model, folder)?;
+        let replace = match paths.len() {
+            0 => String::new(),
+            1..=NAMED_PATHS => {
+                let paths: Vec<String> = paths.iter().map(|p| literal(p)).collect();
+                let paths = paths.join(", ");
+                format!(
+                    "DELETE FROM {table} WHERE model = {m} AND path IN ({paths});
+                     INSERT INTO {table} SELECT {m}, * FROM ({now}) WHERE path IN ({paths});"
+                )
+            }
+            _ => format!(
+                "DELETE FROM {table} WHERE model = {m} AND (path, size, mtime_ns) NOT IN ({now});
+                 INSERT INTO {table} SELECT {m}, * FROM ({now}
+                     EXCEPT SELECT path, size, mtime_ns FROM {table} WHERE model = {m});"
+            ),
+        };
+        db::execute(
+            conn,
+            &format!(
+                "{replace}
+                 INSERT OR REPLACE INTO {PRINTS} VALUES ({m}, {}, {});",
+                literal(table),
+                literal(&digest)
+            ),
+        )?;
+        if let Some(prints) = self.prints.as_mut() {
+            prints.insert((model.to_owned(), table.to_owned()), digest);
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a query of three text columns.
+fn rows_of(conn: &Connection, sql: &str) -> Result<Vec<[String; 3]>> {
+    let mut stmt = db::prepare(conn, sql)?;
+    let rows = stmt.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// After `micro-wh compact` rewrote folders of `dataset` into one file each (same rows), the
@@ -709,6 +867,11 @@ pub fn follow_compaction(
                 }
             }
             if changed {
+                // The files recorded are no longer those their digest was taken of.
+                conn.execute(
+                    &format!("DELETE FROM {PRINTS} WHERE model = ? AND files = '{FILES}'"),
+                    params![model.name],
+                )?;
                 conn.execute(
                     &format!("DELETE FROM {FILES} WHERE model = ?"),
                     params![model.name],

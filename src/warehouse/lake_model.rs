@@ -52,6 +52,9 @@ pub struct Pending {
     gone: Vec<PathBuf>,
     model: Model,
     columns: Vec<(String, String)>,
+    /// Its rows of the partitions rewritten are also in the temporary table
+    /// [`incremental::copy_name`].
+    copied: bool,
 }
 
 /// Brings `model` to `mode`: writes the partitions to rebuild into a staged tree and points
@@ -111,15 +114,36 @@ pub fn build(
             .collect(),
         file_name: Some(FILE_NAME.to_owned()),
     };
-    for batch in batches(&bytes) {
-        let scope = incremental::SourceScope::of(conn, spec, &batch, sources, copies)?;
+    // A source read from its copied rows (a day or an hour) gives rows that are copied out
+    // too, then written: the models and tests after this one read the copy, not the files.
+    let copied = matches!(mode, Mode::Incremental(_)) && scope.is_copied();
+    if copied {
+        let temp = ident(&incremental::copy_name(&model.name));
+        db::execute(
+            conn,
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE {temp} AS {}",
+                scope.wrap(&select)
+            ),
+        )?;
         layout.copy_as_is(
             conn,
-            &scope.wrap(&select),
+            &format!("SELECT * FROM temp.main.{temp}"),
             &write.dir,
             "part",
             &target.options,
         )?;
+    } else {
+        for batch in batches(&bytes) {
+            let scope = incremental::SourceScope::of(conn, spec, &batch, sources, copies)?;
+            layout.copy_as_is(
+                conn,
+                &scope.wrap(&select),
+                &write.dir,
+                "part",
+                &target.options,
+            )?;
+        }
     }
     // Each row must land in the partition it was read from, or the partitions this model
     // keeps would no longer match the source's and a later change would miss rows.
@@ -173,10 +197,20 @@ pub fn build(
         gone,
         model: model.clone(),
         columns,
+        copied,
     }))
 }
 
 impl Pending {
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Whether the rows written are also in the temporary table [`incremental::copy_name`].
+    pub fn copied(&self) -> bool {
+        self.copied
+    }
+
     /// The staged rows (those of the partitions rewritten), read from the staged files: the
     /// model's view would bind every file of the lake model.
     pub fn staged_rows(&self) -> Result<String> {
@@ -203,6 +237,7 @@ pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> 
         gone,
         model,
         columns,
+        copied: _,
     } = pending;
     write.publish_by_folder(&gone)?;
     let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
@@ -217,11 +252,6 @@ pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> 
         &columns,
         (!lake::list_files(&published, "")?.is_empty()).then(|| literal(&glob)),
     )
-}
-
-/// The files of a lake model's folder now.
-pub fn outputs(lake_dir: &Path, model: &Model) -> Result<Vec<FileStamp>> {
-    lake::stamps(lake_dir, &model.name)
 }
 
 /// Groups partitions, in order, into batches of at most `BATCH_BYTES` source bytes and

@@ -172,6 +172,13 @@ pub fn refresh(
         run_id: &run_id,
     };
     let outcome = run_steps(conn, inputs, config, exports, &target, &bar, &mut report);
+    if !conn.is_autocommit() {
+        // A step failed between BEGIN and COMMIT (a lake publication): nothing of it stays,
+        // and the outcome goes into the log outside it.
+        if let Err(e) = db::execute(conn, "ROLLBACK") {
+            tracing::warn!("could not roll back the failed refresh: {e:#}");
+        }
+    }
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     if let Err(log_error) = record(conn, &report, outcome.as_ref().err()) {
@@ -199,7 +206,15 @@ fn run_steps(
 
     db::execute(conn, "BEGIN TRANSACTION")?;
     let mut staged = Vec::new();
-    let built = build_and_test(conn, inputs, target, &mut staged, bar, report);
+    let mut lake_state = incremental::LakeState::default();
+    let built = build_and_test(
+        conn,
+        inputs,
+        target,
+        (&mut staged, &mut lake_state),
+        bar,
+        report,
+    );
     let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
     if passed {
         // Lake models go public once everything passed. A crash from here to the COMMIT
@@ -207,18 +222,9 @@ fn run_steps(
         // sees them as changed and writes them again.
         bar.set_message("publish lake models");
         for pending in staged {
+            let model = pending.model().clone();
             lake_model::publish(conn, pending, target)?;
-        }
-        for model in inputs
-            .models
-            .iter()
-            .filter(|m| m.materialized == Materialized::Lake)
-        {
-            incremental::record_outputs(
-                conn,
-                model,
-                &lake_model::outputs(&inputs.lake_dir, model)?,
-            )?;
+            incremental::record_outputs(conn, &model, &mut lake_state, &inputs.lake_dir)?;
         }
         crate::fault::point("refresh-after-lake-publish");
         // `committed` goes in with the models, so the log never disagrees with the tables,
@@ -280,25 +286,25 @@ fn build_and_test(
     conn: &Connection,
     inputs: &RefreshInputs,
     target: &LakeTarget<'_>,
-    staged: &mut Vec<lake_model::Pending>,
+    (staged, lake_state): (&mut Vec<lake_model::Pending>, &mut incremental::LakeState),
     bar: &ProgressBar,
     report: &mut RefreshReport,
 ) -> Result<()> {
     crate::fault::point("refresh-building");
     let models = &inputs.models;
     incremental::ensure_tables(conn)?;
-    let mut lake_state = incremental::LakeState::new();
     // A model rebuilt whole (new SQL, first build, --full) rebuilds the incremental models
     // after it in its folder too: they may read it.
     let mut forced_groups = std::collections::BTreeSet::new();
     // The models whose row counts this refresh keeps per partition (and has brought up to date).
     let mut kept = std::collections::BTreeSet::new();
     let mut copies = incremental::Copies::default();
+    // Each model changes only its own name's kind, after it was looked up here.
+    let kinds = db::relation_kinds(conn)?;
     for (i, model) in models.iter().enumerate() {
         let started = Instant::now();
         let mode = match &model.incremental {
             Some(spec) => {
-                let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
                 // Views and lake models keep no rows in the warehouse that `--full` would
                 // redo: they follow the partitions that changed (the rest were validated and
                 // tested when they arrived) unless `--revalidate` asks for every row again.
@@ -306,12 +312,18 @@ fn build_and_test(
                     Materialized::Table | Materialized::Incremental => inputs.full,
                     Materialized::View | Materialized::Lake => inputs.revalidate,
                 };
-                let outputs = match model.materialized {
-                    Materialized::Lake => Some(lake_model::outputs(&inputs.lake_dir, model)?),
-                    _ => None,
-                };
+                lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
+                if model.materialized == Materialized::Lake {
+                    lake_state.files(conn, &inputs.lake_dir, &model.name)?;
+                }
                 let force = asked || forced_groups.contains(&model.group);
-                incremental::plan(conn, model, files, outputs.as_deref(), force)?
+                incremental::plan(
+                    conn,
+                    model,
+                    kinds.get(&model.name).map(String::as_str),
+                    lake_state,
+                    force,
+                )?
             }
             None => Mode::Full,
         };
@@ -323,15 +335,13 @@ fn build_and_test(
             match (&mode, model.materialized) {
                 (_, Materialized::Lake) => {
                     let spec = model.incremental.as_ref().expect("a lake model");
-                    let files =
-                        incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
-                    drop_if_other_kind(conn, model)?;
+                    let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
+                    drop_if_other_kind(conn, model, kinds.get(&model.name).map(String::as_str))?;
                     return lake_model::build(conn, model, &mode, files, target, &copies);
                 }
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
-                    let files =
-                        incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                    let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
                     incremental::apply_partitions(conn, model, partitions, files, &copies)?;
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
@@ -339,7 +349,7 @@ fn build_and_test(
                 // it again would list and open the lake for nothing.
                 (Mode::Unchanged | Mode::Incremental(_), Materialized::View) => {}
                 _ => {
-                    drop_if_other_kind(conn, model)?;
+                    drop_if_other_kind(conn, model, kinds.get(&model.name).map(String::as_str))?;
                     db::execute(conn, &model.create_sql())?;
                 }
             }
@@ -352,13 +362,17 @@ fn build_and_test(
                 model.path.display()
             ))
         })?;
-        let staged_rows = pending.as_ref().map(|p| p.staged_rows()).transpose()?;
+        let built_copy = pending.as_ref().is_some_and(|p| p.copied());
+        let staged_rows = match &pending {
+            Some(p) if !built_copy => Some(p.staged_rows()?),
+            _ => None,
+        };
         staged.extend(pending);
         // An unchanged model was built from exactly the files recorded.
         match &model.incremental {
             Some(spec) if mode != Mode::Unchanged => {
-                let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
-                incremental::record(conn, model, files)?;
+                lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
+                incremental::record(conn, model, lake_state)?;
             }
             _ => {}
         }
@@ -368,11 +382,12 @@ fn build_and_test(
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
         let scope = match (&mode, &model.incremental) {
             (Mode::Incremental(partitions), Some(spec)) => {
-                let files = incremental::files_of(&mut lake_state, &inputs.lake_dir, &spec.lake)?;
+                let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
                 let changed = Changed {
                     partitions,
                     files,
                     staged: staged_rows.as_deref(),
+                    built_copy,
                 };
                 changed_scope(conn, model, changed, &mut copies)?
             }
@@ -394,9 +409,10 @@ fn build_and_test(
             None
         };
         let build = started.elapsed();
-        let changed = match model.incremental {
-            Some(_) if incremental::tests_changed(conn, model)? => None,
-            _ => scope,
+        let tests_changed = model.incremental.is_some() && incremental::tests_changed(conn, model)?;
+        let changed = match tests_changed {
+            true => None,
+            false => scope,
         };
         let count = |m: &str| match kept.contains(m) {
             true => incremental::kept_count(m),
@@ -418,7 +434,7 @@ fn build_and_test(
                     });
             }
         }
-        if model.incremental.is_some() {
+        if tests_changed {
             incremental::record_tests(conn, model)?;
         }
         // A copy is kept while a model after this one reads it as its source.
@@ -468,6 +484,8 @@ struct Changed<'a> {
     files: &'a [incremental::FileStamp],
     /// A lake model's staged rows (those of the changed partitions), as SQL.
     staged: Option<&'a str>,
+    /// A lake model built them into its copy ([`incremental::copy_name`]) already.
+    built_copy: bool,
 }
 
 /// The rows of the changed partitions of a model refreshed incrementally, read by its counts
@@ -486,12 +504,14 @@ fn changed_scope(
         partitions,
         files,
         staged,
+        built_copy,
     } = changed;
     let mode = Mode::Incremental(partitions.to_vec());
     if !matches!(model.materialized, Materialized::View | Materialized::Lake) {
         return changed_rows(conn, model, &mode);
     }
     let copied = match (staged, &spec.source) {
+        _ if built_copy => Some(incremental::copy_name(&model.name)),
         (Some(staged), _) => copy_out(conn, model, staged)?,
         // A view over its source's partitions: its own select over the source's changed rows
         // gives its changed rows.
@@ -565,14 +585,10 @@ fn changed_rows(conn: &Connection, model: &Model, mode: &Mode) -> Result<Option<
 /// temporary table: a day or an hour of rows, not a rebuilt lake.
 const COPIED_OUT_ROWS: i64 = 1_000_000;
 
-fn copied_out(model: &Model) -> String {
-    format!("micro_wh_changed_{}", model.name)
-}
-
 /// `rows` (the model's rows of the changed partitions) copied into a temporary table, whose
 /// name it returns; none when there are more than `COPIED_OUT_ROWS`.
 fn copy_out(conn: &Connection, model: &Model, rows: &str) -> Result<Option<String>> {
-    let temp = ident(&copied_out(model));
+    let temp = ident(&incremental::copy_name(&model.name));
     db::execute(
         conn,
         &format!(
@@ -585,20 +601,13 @@ fn copy_out(conn: &Connection, model: &Model, rows: &str) -> Result<Option<Strin
         db::execute(conn, &format!("DROP TABLE temp.main.{temp}"))?;
         return Ok(None);
     }
-    Ok(Some(copied_out(model)))
+    Ok(Some(incremental::copy_name(&model.name)))
 }
 
 /// A model that changes between view and table must first lose its old kind:
 /// `CREATE OR REPLACE TABLE` does not replace a view, nor the other way round.
-fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
-    let existing: Option<String> = {
-        let mut stmt = conn.prepare(
-            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-        )?;
-        let mut rows = stmt.query_map(params![model.name], |row| row.get(0))?;
-        rows.next().transpose()?
-    };
-    let drop = match (existing.as_deref(), model.materialized) {
+fn drop_if_other_kind(conn: &Connection, model: &Model, existing: Option<&str>) -> Result<()> {
+    let drop = match (existing, model.materialized) {
         (Some("VIEW"), Materialized::Table | Materialized::Incremental) => "VIEW",
         (Some("BASE TABLE"), Materialized::View | Materialized::Lake) => "TABLE",
         _ => return Ok(()),
@@ -607,8 +616,25 @@ fn drop_if_other_kind(conn: &Connection, model: &Model) -> Result<()> {
     Ok(())
 }
 
-/// Writes the outcome into `refresh_log` and the test results into `refresh_test_results`.
+/// Writes the outcome into `refresh_log` and the test results into `refresh_test_results`,
+/// in one transaction: one write to disk, not one per test.
 fn record(conn: &Connection, report: &RefreshReport, error: Option<&anyhow::Error>) -> Result<()> {
+    db::execute(conn, "BEGIN TRANSACTION")?;
+    let written = write_record(conn, report, error);
+    match written {
+        Ok(()) => Ok(db::execute(conn, "COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn write_record(
+    conn: &Connection,
+    report: &RefreshReport,
+    error: Option<&anyhow::Error>,
+) -> Result<()> {
     let rows_json = serde_json::to_string(
         &report
             .models
