@@ -3,7 +3,7 @@
 //! changed or gone, by delete + insert inside the refresh's transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use anyhow::Context;
@@ -618,13 +618,8 @@ pub fn record(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<
 
 /// Remembers the files a lake model's partitions now are, once they are published (listed
 /// again into `lake`).
-pub fn record_outputs(
-    conn: &Connection,
-    model: &Model,
-    lake: &mut LakeState,
-    lake_dir: &Path,
-) -> Result<()> {
-    lake.list(conn, lake_dir, &model.name)?;
+pub fn record_outputs(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<()> {
+    lake.list(conn, &model.name)?;
     lake.record(conn, OUTPUTS, &model.name, &model.name)
 }
 
@@ -661,8 +656,8 @@ fn recorded(conn: &Connection, model: &Model, table: &str) -> Result<BTreeSet<Fi
 /// temporary table. A model whose recorded digest is the folder's has nothing changed there;
 /// otherwise its recorded files are compared with those inside DuckDB, once for all the
 /// models that recorded the same files, and only the differences come back.
-#[derive(Default)]
 pub struct LakeState {
+    lake_dir: PathBuf,
     folders: BTreeMap<String, Folder>,
     /// (model, `FILES` or `OUTPUTS`) → digest of the files recorded there; read on first use.
     prints: Option<BTreeMap<(String, String), String>>,
@@ -684,25 +679,35 @@ const NAMED_PATHS: usize = 200;
 const NOW: &str = "temp.main.micro_wh_lake_files";
 
 impl LakeState {
-    /// The files of the lake's folder `folder` (a dataset or a lake model), listed on first use.
-    pub fn files(
-        &mut self,
-        conn: &Connection,
-        lake_dir: &Path,
-        folder: &str,
-    ) -> Result<&[FileStamp]> {
-        if !self.folders.contains_key(folder) {
-            self.list(conn, lake_dir, folder)?;
+    pub fn new(lake_dir: &Path) -> LakeState {
+        LakeState {
+            lake_dir: lake_dir.to_owned(),
+            folders: BTreeMap::new(),
+            prints: None,
+            checksums: None,
+            differences: BTreeMap::new(),
         }
-        Ok(&self.folders[folder].stamps)
+    }
+
+    /// The files of the lake's folder `folder` (a dataset or a lake model), listed on first use.
+    pub fn files(&mut self, conn: &Connection, folder: &str) -> Result<&[FileStamp]> {
+        Ok(&self.folder(conn, folder)?.stamps)
+    }
+
+    fn folder(&mut self, conn: &Connection, folder: &str) -> Result<&Folder> {
+        if !self.folders.contains_key(folder) {
+            self.list(conn, folder)?;
+        }
+        Ok(&self.folders[folder])
     }
 
     /// Lists `folder` (again, for a lake model after its publication).
-    fn list(&mut self, conn: &Connection, lake_dir: &Path, folder: &str) -> Result<()> {
-        let stamps = lake::stamps(lake_dir, folder)?;
+    fn list(&mut self, conn: &Connection, folder: &str) -> Result<()> {
+        use std::fmt::Write;
+        let stamps = lake::stamps(&self.lake_dir, folder)?;
         let mut text = String::new();
         for s in &stamps {
-            text.push_str(&format!("{}\0{}\0{}\n", s.path, s.size, s.mtime_ns));
+            writeln!(text, "{}\0{}\0{}", s.path, s.size, s.mtime_ns)?;
         }
         db::execute(
             conn,
@@ -756,7 +761,7 @@ impl LakeState {
         folder: &str,
     ) -> Result<Vec<String>> {
         let recorded = self.print(conn, model, table)?;
-        if recorded.as_deref() == Some(self.folders[folder].digest.as_str()) {
+        if recorded.as_deref() == Some(self.folder(conn, folder)?.digest.as_str()) {
             return Ok(Vec::new());
         }
         let known = recorded.clone().map(|r| (folder.to_owned(), r));
@@ -784,7 +789,7 @@ impl LakeState {
     /// Makes the files `model` recorded in `table` those of `folder` now, writing only the
     /// difference: a refresh changes a few files of a lake of thousands.
     fn record(&mut self, conn: &Connection, table: &str, model: &str, folder: &str) -> Result<()> {
-        let digest = self.folders[folder].digest.clone();
+        let digest = self.folder(conn, folder)?.digest.clone();
         if self.print(conn, model, table)?.as_deref() == Some(digest.as_str()) {
             return Ok(());
         }

@@ -57,6 +57,14 @@ pub struct Pending {
     copied: bool,
 }
 
+/// Where a lake model's staged rows are read from.
+pub enum StagedRows {
+    /// The temporary table [`incremental::copy_name`], which they were written from.
+    Copied,
+    /// The staged files, as SQL.
+    Files(String),
+}
+
 /// Brings `model` to `mode`: writes the partitions to rebuild into a staged tree and points
 /// the view at it (returned, to publish once the refresh's tests passed), or, when nothing
 /// changed, points the view at the lake.
@@ -206,26 +214,25 @@ impl Pending {
         &self.model
     }
 
-    /// Whether the rows written are also in the temporary table [`incremental::copy_name`].
-    pub fn copied(&self) -> bool {
-        self.copied
-    }
-
-    /// The staged rows (those of the partitions rewritten), read from the staged files: the
-    /// model's view would bind every file of the lake model.
-    pub fn staged_rows(&self) -> Result<String> {
+    /// The staged rows (those of the partitions rewritten): in the model's copy when it was
+    /// built there, else read from the staged files (the model's view would bind every file
+    /// of the lake model).
+    pub fn staged_rows(&self) -> Result<StagedRows> {
+        if self.copied {
+            return Ok(StagedRows::Copied);
+        }
         let files: Vec<String> = lake::list_files(&self.write.dir, "")?
             .iter()
             .map(|f| db::path_literal(&self.write.dir.join(f)))
             .collect();
-        Ok(format!(
+        Ok(StagedRows::Files(format!(
             "({})",
             select_over(
                 &self.model,
                 &self.columns,
                 (!files.is_empty()).then(|| format!("[{}]", files.join(", ")))
             )
-        ))
+        )))
     }
 }
 

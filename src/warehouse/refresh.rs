@@ -206,7 +206,7 @@ fn run_steps(
 
     db::execute(conn, "BEGIN TRANSACTION")?;
     let mut staged = Vec::new();
-    let mut lake_state = incremental::LakeState::default();
+    let mut lake_state = incremental::LakeState::new(&inputs.lake_dir);
     let built = build_and_test(
         conn,
         inputs,
@@ -224,7 +224,7 @@ fn run_steps(
         for pending in staged {
             let model = pending.model().clone();
             lake_model::publish(conn, pending, target)?;
-            incremental::record_outputs(conn, &model, &mut lake_state, &inputs.lake_dir)?;
+            incremental::record_outputs(conn, &model, &mut lake_state)?;
         }
         crate::fault::point("refresh-after-lake-publish");
         // `committed` goes in with the models, so the log never disagrees with the tables,
@@ -303,8 +303,9 @@ fn build_and_test(
     let kinds = db::relation_kinds(conn)?;
     for (i, model) in models.iter().enumerate() {
         let started = Instant::now();
+        let kind = kinds.get(&model.name).map(String::as_str);
         let mode = match &model.incremental {
-            Some(spec) => {
+            Some(_) => {
                 // Views and lake models keep no rows in the warehouse that `--full` would
                 // redo: they follow the partitions that changed (the rest were validated and
                 // tested when they arrived) unless `--revalidate` asks for every row again.
@@ -312,18 +313,8 @@ fn build_and_test(
                     Materialized::Table | Materialized::Incremental => inputs.full,
                     Materialized::View | Materialized::Lake => inputs.revalidate,
                 };
-                lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
-                if model.materialized == Materialized::Lake {
-                    lake_state.files(conn, &inputs.lake_dir, &model.name)?;
-                }
                 let force = asked || forced_groups.contains(&model.group);
-                incremental::plan(
-                    conn,
-                    model,
-                    kinds.get(&model.name).map(String::as_str),
-                    lake_state,
-                    force,
-                )?
+                incremental::plan(conn, model, kind, lake_state, force)?
             }
             None => Mode::Full,
         };
@@ -335,13 +326,13 @@ fn build_and_test(
             match (&mode, model.materialized) {
                 (_, Materialized::Lake) => {
                     let spec = model.incremental.as_ref().expect("a lake model");
-                    let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
-                    drop_if_other_kind(conn, model, kinds.get(&model.name).map(String::as_str))?;
+                    let files = lake_state.files(conn, &spec.lake)?;
+                    drop_if_other_kind(conn, model, kind)?;
                     return lake_model::build(conn, model, &mode, files, target, &copies);
                 }
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
-                    let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
+                    let files = lake_state.files(conn, &spec.lake)?;
                     incremental::apply_partitions(conn, model, partitions, files, &copies)?;
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
@@ -349,7 +340,7 @@ fn build_and_test(
                 // it again would list and open the lake for nothing.
                 (Mode::Unchanged | Mode::Incremental(_), Materialized::View) => {}
                 _ => {
-                    drop_if_other_kind(conn, model, kinds.get(&model.name).map(String::as_str))?;
+                    drop_if_other_kind(conn, model, kind)?;
                     db::execute(conn, &model.create_sql())?;
                 }
             }
@@ -362,18 +353,11 @@ fn build_and_test(
                 model.path.display()
             ))
         })?;
-        let built_copy = pending.as_ref().is_some_and(|p| p.copied());
-        let staged_rows = match &pending {
-            Some(p) if !built_copy => Some(p.staged_rows()?),
-            _ => None,
-        };
+        let staged_rows = pending.as_ref().map(|p| p.staged_rows()).transpose()?;
         staged.extend(pending);
         // An unchanged model was built from exactly the files recorded.
         match &model.incremental {
-            Some(spec) if mode != Mode::Unchanged => {
-                lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
-                incremental::record(conn, model, lake_state)?;
-            }
+            Some(_) if mode != Mode::Unchanged => incremental::record(conn, model, lake_state)?,
             _ => {}
         }
         // Counting a view over the lake reads every file's footer: a cost that grows with
@@ -382,12 +366,11 @@ fn build_and_test(
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
         let scope = match (&mode, &model.incremental) {
             (Mode::Incremental(partitions), Some(spec)) => {
-                let files = lake_state.files(conn, &inputs.lake_dir, &spec.lake)?;
+                let files = lake_state.files(conn, &spec.lake)?;
                 let changed = Changed {
                     partitions,
                     files,
-                    staged: staged_rows.as_deref(),
-                    built_copy,
+                    staged: staged_rows.as_ref(),
                 };
                 changed_scope(conn, model, changed, &mut copies)?
             }
@@ -482,10 +465,8 @@ struct Changed<'a> {
     partitions: &'a [Vec<String>],
     /// The files of the lake it follows, now.
     files: &'a [incremental::FileStamp],
-    /// A lake model's staged rows (those of the changed partitions), as SQL.
-    staged: Option<&'a str>,
-    /// A lake model built them into its copy ([`incremental::copy_name`]) already.
-    built_copy: bool,
+    /// A lake model's staged rows (those of the changed partitions).
+    staged: Option<&'a lake_model::StagedRows>,
 }
 
 /// The rows of the changed partitions of a model refreshed incrementally, read by its counts
@@ -504,15 +485,14 @@ fn changed_scope(
         partitions,
         files,
         staged,
-        built_copy,
     } = changed;
     let mode = Mode::Incremental(partitions.to_vec());
     if !matches!(model.materialized, Materialized::View | Materialized::Lake) {
         return changed_rows(conn, model, &mode);
     }
     let copied = match (staged, &spec.source) {
-        _ if built_copy => Some(incremental::copy_name(&model.name)),
-        (Some(staged), _) => copy_out(conn, model, staged)?,
+        (Some(lake_model::StagedRows::Copied), _) => Some(incremental::copy_name(&model.name)),
+        (Some(lake_model::StagedRows::Files(rows)), _) => copy_out(conn, model, rows)?,
         // A view over its source's partitions: its own select over the source's changed rows
         // gives its changed rows.
         (None, Some(_)) => {
