@@ -65,7 +65,8 @@ pub struct GlobalArgs {
     /// Seconds to wait for the lake when another process holds it (overrides lake.lock_timeout_seconds).
     #[arg(long, global = true, value_name = "SECONDS")]
     pub lock_timeout: Option<u64>,
-    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    /// More log output (-v info, -vv debug: each SQL statement and its time, -vvv trace: the
+    /// statements whole); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors; no progress bars.

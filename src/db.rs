@@ -62,21 +62,28 @@ fn base_config(config: &Config, threads: usize) -> Result<DuckConfig> {
     Ok(flags)
 }
 
-/// Runs `run` on `sql`, logging how long it took at debug level (`-vv`): where a refresh's
-/// time goes, statement by statement.
+/// Runs `run` on `sql`, logging how long it took at debug level (`-vv`, the statement's
+/// first 200 characters; `-vvv`, all of it): where a refresh's time goes, statement by
+/// statement.
 fn timed<T>(sql: &str, run: impl FnOnce() -> T) -> T {
     let started = std::time::Instant::now();
     let out = run();
-    tracing::debug!(
-        "{:>8.1} ms  {}",
-        started.elapsed().as_secs_f64() * 1e3,
-        sql.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .chars()
-            .take(200)
-            .collect::<String>()
-    );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let shown = match tracing::enabled!(tracing::Level::TRACE) {
+            true => usize::MAX,
+            false => 200,
+        };
+        tracing::debug!(
+            "{:>8.1} ms  {}",
+            started.elapsed().as_secs_f64() * 1e3,
+            sql.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(shown)
+                .collect::<String>()
+        );
+    }
     out
 }
 
@@ -96,15 +103,27 @@ pub fn relation_kinds(
     let sql = "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main'
          UNION ALL
          SELECT table_name, 'BASE TABLE' FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'";
-    let sql_error = |cause| Error::Sql {
+    let rows = query_rows(conn, sql, [], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Runs a query, reading each row with `read`; logged like [`execute`], and an error carries
+/// the SQL.
+pub fn query_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl duckdb::Params,
+    read: impl FnMut(&duckdb::Row<'_>) -> duckdb::Result<T>,
+) -> Result<Vec<T>, Error> {
+    timed(sql, || -> duckdb::Result<Vec<T>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(params, read)?;
+        rows.collect()
+    })
+    .map_err(|cause| Error::Sql {
         sql: sql.to_owned(),
         cause,
-    };
-    let mut stmt = prepare(conn, sql)?;
-    let rows = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(sql_error)?;
-    rows.collect::<Result<_, _>>().map_err(sql_error)
+    })
 }
 
 /// Prepares a statement; an error carries the SQL.
@@ -125,7 +144,16 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
 
 /// Runs a query returning one value.
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> Result<T, Error> {
-    timed(sql, || conn.query_row(sql, [], |row| row.get(0))).map_err(|cause| Error::Sql {
+    query_row(conn, sql, |row| row.get(0))
+}
+
+/// Runs a query returning one row, read by `read`.
+pub fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    read: impl FnOnce(&duckdb::Row<'_>) -> duckdb::Result<T>,
+) -> Result<T, Error> {
+    timed(sql, || conn.query_row(sql, [], read)).map_err(|cause| Error::Sql {
         sql: sql.to_owned(),
         cause,
     })

@@ -339,7 +339,9 @@ impl StagedWrite {
     /// does not: a crash midway leaves some folders new and the others old. For derived data
     /// whose writer records the files it published and writes again whatever differs (lake
     /// models), where it costs one rename per changed folder instead of a link per file.
-    pub fn publish_by_folder(mut self, gone: &[PathBuf]) -> Result<()> {
+    /// Returns the folders it changed (relative to the dataset's folder): those published,
+    /// then those of `gone`.
+    pub fn publish_by_folder(mut self, gone: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let mut folders = Vec::new();
         for file in list_files(&self.dir, "")? {
             if let Some(folder) = file.parent() {
@@ -379,7 +381,8 @@ impl StagedWrite {
                 self.dir.display()
             );
         }
-        Ok(())
+        folders.extend(gone.iter().cloned());
+        Ok(folders)
     }
 
     /// Hard-links the existing files `keep` accepts into the staged tree, which then holds
@@ -706,6 +709,24 @@ pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
     });
     for part in walked {
         stamps.extend(part?);
+    }
+    stamps.sort();
+    Ok(stamps)
+}
+
+/// The stamps of a dataset's files in `folders` (relative to its folder; one that does not
+/// exist has none), sorted by path: a few folders known to have changed, read again.
+pub fn stamps_under(lake_dir: &Path, dataset: &str, folders: &[PathBuf]) -> Result<Vec<FileStamp>> {
+    let root = dataset_dir(lake_dir, dataset);
+    let mut stamps = Vec::new();
+    for rel in folders {
+        let dir = root.join(rel);
+        if dir.is_dir() {
+            walk_parquet(&dir, rel, &mut |entry, rel| {
+                stamps.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+                Ok(())
+            })?;
+        }
     }
     stamps.sort();
     Ok(stamps)

@@ -11,7 +11,8 @@ fn main() -> ExitCode {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
-        (false, _) => "debug",
+        (false, 2) => "debug",
+        (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("micro_wh={level}")));

@@ -724,3 +724,56 @@ fn a_key_repeated_in_another_folder_fails_unique_through_the_kept_hashes() {
     p.ok(&["refresh", "--no-export", "--revalidate"]);
     assert_eq!(incremental, fingerprints(&p, &BUSINESS));
 }
+
+#[test]
+fn a_lake_model_made_a_view_and_back_with_the_same_sql_is_rebuilt_each_time() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    let lake = p.read("sql/models/events/models.yaml");
+    let (as_lake, as_view) = (
+        "    materialized: lake\n    incremental: {lake: events, partition: date, source: bronze_events}",
+        "    materialized: view\n    incremental: {lake: events, partition: date, source: bronze_events}",
+    );
+    assert!(
+        lake.contains(as_lake),
+        "the seed's silver_events_validated is a lake model"
+    );
+    let rows = fingerprints(&p, &["silver_events_validated"]);
+    let reads_parquet = |p: &Project| -> bool {
+        p.warehouse_value::<String>(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'silver_events_validated'",
+        )
+        .contains("data/silver_events_validated")
+    };
+    assert!(reads_parquet(&p));
+
+    // Only the materialization changes: the model must become a plain view over bronze.
+    p.write(
+        "sql/models/events/models.yaml",
+        &lake.replace(as_lake, as_view),
+    );
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "silver_events_validated"), "full", "{out}");
+    assert!(
+        !reads_parquet(&p),
+        "a view of its own SQL, not of the lake model's files"
+    );
+    assert_eq!(fingerprints(&p, &["silver_events_validated"]), rows);
+
+    // And back: written to the lake again (the rows appended meanwhile included), not
+    // found unchanged.
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "50", "--seed", "5",
+    ]);
+    p.write("sql/models/events/models.yaml", &lake);
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "silver_events_validated"), "full", "{out}");
+    assert!(reads_parquet(&p));
+    let in_lake: i64 = p.file_value(
+        "SELECT count(*) FROM read_parquet('data/silver_events_validated/*/*.parquet')",
+    );
+    assert_eq!(in_lake, 2_050);
+    let rebuilt = fingerprints(&p, &INCREMENTAL);
+    p.ok(&["refresh", "--no-export", "--revalidate"]);
+    assert_eq!(fingerprints(&p, &INCREMENTAL), rebuilt);
+}

@@ -717,6 +717,50 @@ fn a_refresh_aborted_around_its_commit_is_recorded_as_what_happened() {
 }
 
 #[test]
+fn a_lake_publication_failing_rolls_back_and_is_logged_as_failed() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    let gold = |p: &Project| -> Vec<String> {
+        GOLD.iter()
+            .map(|t| {
+                p.warehouse_value(&format!(
+                    "SELECT count(*) || ':' || sum(hash(t)) FROM {t} t"
+                ))
+            })
+            .collect()
+    };
+    let before = gold(&p);
+    p.ok(&[
+        "generate", "events", "--mode", "append", "--rows", "60", "--seed", "5",
+    ]);
+    // The silver folders are in place when the step fails, the warehouse's work is not.
+    let out = p
+        .cmd(&["refresh", "--no-export"])
+        .env("MICRO_WH_FAIL", "lake-model-published")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failing at lake-model-published"), "{err}");
+    assert_eq!(
+        refresh_status(&p, 2),
+        "failed",
+        "logged as what happened, not lost"
+    );
+    let logged: String = p.warehouse_value("SELECT error FROM refresh_log WHERE id = 2");
+    assert!(logged.contains("lake-model-published"), "{logged}");
+    assert_eq!(gold(&p), before, "the models were rolled back");
+
+    // The next refresh takes the published folders the warehouse never recorded as changed.
+    p.ok(&["refresh", "--no-export"]);
+    assert_eq!(refresh_status(&p, 3), "succeeded");
+    let incremental = gold(&p);
+    assert_ne!(incremental, before);
+    p.ok(&["refresh", "--no-export", "--full"]);
+    assert_eq!(gold(&p), incremental, "as a full rebuild");
+}
+
+#[test]
 fn exports_failing_after_the_commit_are_reported_as_such_and_finished_later() {
     let p = Project::new(3_000);
     p.write("out", "a file where the exports directory should be");

@@ -69,6 +69,10 @@ pub struct Check {
     bounds: Option<(Option<u64>, Option<u64>)>,
     /// When `sql` is a cheaper stand-in: the exact query, run only when it finds rows.
     confirm: Option<String>,
+    /// When `sql` counts the rows of a relation meeting a condition, generated here (not
+    /// a user's expression): (relation, condition), so that checks of one relation share a
+    /// scan.
+    counted: Option<(String, String)>,
     /// Run over the changed partitions only.
     scoped: bool,
     /// Its outcome depends on the model's rows alone (not on other relations an expression
@@ -124,18 +128,21 @@ impl DataTest {
             sql,
             bounds: None,
             confirm: None,
+            counted: None,
             scoped: changed.is_some(),
             self_contained: !matches!(self, DataTest::Expression(_) | DataTest::RejectRate { .. }),
+        };
+        let counting = |name: String, condition: String| Check {
+            counted: Some((table.clone(), condition.clone())),
+            ..check(
+                name,
+                format!("SELECT count(*) FROM {table} WHERE {condition}"),
+            )
         };
         match self {
             DataTest::NotNull(columns) => columns
                 .iter()
-                .map(|c| {
-                    check(
-                        format!("not_null({c})"),
-                        format!("SELECT count(*) FROM {table} WHERE {} IS NULL", ident(c)),
-                    )
-                })
+                .map(|c| counting(format!("not_null({c})"), format!("{} IS NULL", ident(c))))
                 .collect(),
             DataTest::Unique(columns) => {
                 let cols = columns
@@ -162,12 +169,9 @@ impl DataTest {
                     .map(|v| literal(v))
                     .collect::<Vec<_>>()
                     .join(", ");
-                vec![check(
+                vec![counting(
                     format!("accepted_values({column})"),
-                    format!(
-                        "SELECT count(*) FROM {table} WHERE {} NOT IN ({list})",
-                        ident(column)
-                    ),
+                    format!("{} NOT IN ({list})", ident(column)),
                 )]
             }
             DataTest::RowCount { min, max } => vec![Check {
@@ -181,6 +185,7 @@ impl DataTest {
                 sql: format!("SELECT {}", count(model)),
                 bounds: Some((*min, *max)),
                 confirm: None,
+                counted: None,
                 scoped: false,
                 self_contained: true,
             }],
@@ -232,7 +237,12 @@ impl Check {
     }
 
     pub fn run(&self, conn: &Connection) -> Result<CheckOutcome> {
-        let mut value = db::query_one::<i64>(conn, &self.sql)? as u64;
+        Ok(run_all(conn, std::slice::from_ref(self))?.remove(0))
+    }
+
+    /// The outcome of this check whose query gave `value`, confirmed by the exact query when
+    /// a cheaper one found rows.
+    fn outcome(&self, conn: &Connection, mut value: u64) -> Result<CheckOutcome> {
         if let (Some(exact), true) = (&self.confirm, value > 0) {
             value = db::query_one::<i64>(conn, exact)? as u64;
         }
@@ -255,6 +265,55 @@ impl Check {
             detail,
         })
     }
+}
+
+/// Runs `checks`, those counting rows of the same relation in one scan (`count(*) FILTER`):
+/// a statement costs about a millisecond of DuckDB's own work whatever it reads, and an
+/// incremental refresh's checks each read a few thousand rows. (One statement of scalar
+/// subqueries would cost more: DuckDB plans each as a join.)
+pub fn run_all(conn: &Connection, checks: &[Check]) -> Result<Vec<CheckOutcome>> {
+    let mut values: Vec<Option<i64>> = vec![None; checks.len()];
+    let mut relations: Vec<&str> = Vec::new();
+    for (relation, _) in checks.iter().filter_map(|c| c.counted.as_ref()) {
+        if !relations.contains(&relation.as_str()) {
+            relations.push(relation);
+        }
+    }
+    for relation in relations {
+        let of_relation: Vec<usize> = (0..checks.len())
+            .filter(|&i| {
+                checks[i]
+                    .counted
+                    .as_ref()
+                    .is_some_and(|(r, _)| r == relation)
+            })
+            .collect();
+        let counts: Vec<String> = of_relation
+            .iter()
+            .map(|&i| {
+                let (_, condition) = checks[i].counted.as_ref().expect("a counting check");
+                format!("count(*) FILTER (WHERE {condition})")
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {relation}", counts.join(", "));
+        let counted: Vec<i64> = db::query_row(conn, &sql, |row| {
+            (0..of_relation.len()).map(|i| row.get(i)).collect()
+        })?;
+        for (i, value) in of_relation.into_iter().zip(counted) {
+            values[i] = Some(value);
+        }
+    }
+    checks
+        .iter()
+        .zip(values)
+        .map(|(check, value)| {
+            let value = match value {
+                Some(value) => value,
+                None => db::query_one::<i64>(conn, &check.sql)?,
+            };
+            check.outcome(conn, value as u64)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ const COUNTS: &str = "micro_wh_partition_rows";
 /// The hash of each row's `unique` columns per key, for the same models: their `unique`
 /// tests compare hashes kept in the warehouse instead of reading the lake.
 const KEYS: &str = "micro_wh_partition_keys";
+/// The SQL of the view each lake model was last given: made again only when it differs.
+const LAKE_VIEWS: &str = "micro_wh_lake_views";
 /// Every partition of a lake, for a moment inside a refresh (dropped before it commits).
 const PARTITIONS: &str = "micro_wh_lake_partitions";
 
@@ -62,7 +64,8 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
              CREATE TABLE IF NOT EXISTS {OUTPUTS} (model VARCHAR NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL);
              CREATE TABLE IF NOT EXISTS {COUNTS} (model VARCHAR NOT NULL, key VARCHAR, rows BIGINT NOT NULL);
              CREATE TABLE IF NOT EXISTS {KEYS} (model VARCHAR NOT NULL, columns VARCHAR NOT NULL, key VARCHAR, h UBIGINT);
-             CREATE TABLE IF NOT EXISTS {PRINTS} (model VARCHAR NOT NULL, files VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, PRIMARY KEY (model, files));"
+             CREATE TABLE IF NOT EXISTS {PRINTS} (model VARCHAR NOT NULL, files VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, PRIMARY KEY (model, files));
+             CREATE TABLE IF NOT EXISTS {LAKE_VIEWS} (model VARCHAR PRIMARY KEY, view_sql VARCHAR NOT NULL);"
         ),
     )?;
     Ok(())
@@ -264,7 +267,7 @@ impl SourceScope {
         let rows = match copies.covering(source, partitions) {
             Some((copy, true)) => format!("SELECT * FROM temp.main.{}", ident(copy)),
             Some((copy, false)) => {
-                let types = catalog_types(conn, "temp", copy)?;
+                let (_, types) = catalog_types(conn, copy)?;
                 let relation = format!("temp.main.{}", ident(copy));
                 let filter = partition_filter(&types, &relation, &spec.partition, partitions)?;
                 format!("SELECT * FROM {relation} WHERE {filter}")
@@ -311,8 +314,7 @@ pub fn partition_rows(
     partitions: &[Vec<String>],
     lake: &[FileStamp],
 ) -> Result<String> {
-    let database: String = db::query_one(conn, "SELECT current_database()")?;
-    let types = catalog_types(conn, &database, name)?;
+    let (database, types) = catalog_types(conn, name)?;
     let relation = match narrowed_view(conn, &database, name, &types, spec, partitions, lake)? {
         Some(select) => format!("({select}\n)"),
         None => format!("{}.main.{}", ident(&database), ident(name)),
@@ -341,13 +343,13 @@ fn narrowed_view(
     partitions: &[Vec<String>],
     lake: &[FileStamp],
 ) -> Result<Option<String>> {
-    let sql: Option<String> = {
-        let mut stmt = conn.prepare(
-            "SELECT sql FROM duckdb_views() WHERE database_name = ? AND schema_name = 'main' AND view_name = ?",
-        )?;
-        let mut rows = stmt.query_map(params![database, view], |r| r.get(0))?;
-        rows.next().transpose()?
-    };
+    let sql: Option<String> = db::query_rows(
+        conn,
+        "SELECT sql FROM duckdb_views() WHERE database_name = ? AND schema_name = 'main' AND view_name = ?",
+        params![database, view],
+        |r| r.get(0),
+    )?
+    .pop();
     let Some(sql) = sql else { return Ok(None) };
     static HEAD: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(?is)^\s*CREATE\s+VIEW\s+("(?:[^"]|"")*"|[^\s(]+)\s+AS\s+(.*?)\s*;?\s*$"#)
@@ -461,25 +463,33 @@ fn row_text(columns: &[String]) -> String {
     format!("concat_ws('/', {})", terms.join(", "))
 }
 
-/// The column types of a table or view as the catalog keeps them: a DESCRIBE would bind a
-/// view over the lake again (list every folder of the lake), a cost that grows with it.
-fn catalog_types(
-    conn: &Connection,
-    database: &str,
-    name: &str,
-) -> Result<BTreeMap<String, String>> {
-    let mut stmt = conn.prepare(
-        "SELECT column_name, data_type FROM duckdb_columns() \
-         WHERE database_name = ? AND schema_name = 'main' AND table_name = ?",
+/// The database `name` is read from (`temp` when a temporary relation of that name shadows
+/// the warehouse's, as a lake model's view does during a refresh) and its column types as the
+/// catalog keeps them: a DESCRIBE would bind a view over the lake again (list every folder of
+/// the lake), a cost that grows with it.
+fn catalog_types(conn: &Connection, name: &str) -> Result<(String, BTreeMap<String, String>)> {
+    let rows: Vec<(String, String, String)> = db::query_rows(
+        conn,
+        "SELECT database_name, column_name, data_type FROM duckdb_columns() \
+         WHERE database_name IN ('temp', current_database()) AND schema_name = 'main' AND table_name = ? \
+         ORDER BY database_name = 'temp' DESC, column_index",
+        params![name],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let rows = stmt.query_map(params![database, name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+    let database = rows
+        .first()
+        .map_or_else(|| "temp".to_owned(), |r| r.0.clone());
+    let types = rows
+        .into_iter()
+        .filter(|r| r.0 == database)
+        .map(|(_, column, ty)| (column, ty))
+        .collect();
+    Ok((database, types))
 }
 
-/// The column types of the model `name` in the warehouse.
+/// The column types of the model `name`, as the refresh reads it.
 fn model_types(conn: &Connection, name: &str) -> Result<BTreeMap<String, String>> {
-    let database: String = db::query_one(conn, "SELECT current_database()")?;
-    catalog_types(conn, &database, name)
+    Ok(catalog_types(conn, name)?.1)
 }
 
 /// Each partition's folder values as the text [`row_text`] gives the rows of `relation`
@@ -616,11 +626,25 @@ pub fn record(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<
     lake.record(conn, FILES, &model.name, &spec.lake)
 }
 
-/// Remembers the files a lake model's partitions now are, once they are published (listed
-/// again into `lake`).
+/// Remembers the files a lake model's partitions now are, once they are published and
+/// listed again into `lake` ([`LakeState::relist`]).
 pub fn record_outputs(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<()> {
-    lake.list(conn, &model.name)?;
     lake.record(conn, OUTPUTS, &model.name, &model.name)
+}
+
+/// The SQL of the view a refresh last made of lake model `model`, when one did.
+pub fn lake_view(conn: &Connection, model: &str) -> Result<Option<String>> {
+    let sql = format!("SELECT view_sql FROM {LAKE_VIEWS} WHERE model = ?");
+    Ok(db::query_rows(conn, &sql, params![model], |r| r.get(0))?.pop())
+}
+
+/// Remembers `sql` as the view just made of lake model `model`, in the refresh's transaction.
+pub fn record_lake_view(conn: &Connection, model: &str, sql: &str) -> Result<()> {
+    conn.execute(
+        &format!("INSERT OR REPLACE INTO {LAKE_VIEWS} VALUES (?, ?)"),
+        params![model, sql],
+    )?;
+    Ok(())
 }
 
 fn append_files<'s>(
@@ -663,14 +687,21 @@ pub struct LakeState {
     prints: Option<BTreeMap<(String, String), String>>,
     /// model → checksum of the SQL it was last built from; read on first use.
     checksums: Option<BTreeMap<String, String>>,
+    /// model → checksum of the tests that last passed on it; read on first use.
+    tests: Option<BTreeMap<String, String>>,
     /// (folder, recorded digest) → the paths that differ.
     differences: BTreeMap<(String, String), Vec<String>>,
+    /// Records of files to write before the refresh commits.
+    records: Vec<Record>,
 }
 
 struct Folder {
     stamps: Vec<FileStamp>,
     digest: String,
 }
+
+/// Changed sub-folders up to which a folder is listed again by those alone.
+const RELISTED_FOLDERS: usize = 64;
 
 /// Changed files up to which a model's recorded files are replaced by name.
 const NAMED_PATHS: usize = 200;
@@ -685,7 +716,9 @@ impl LakeState {
             folders: BTreeMap::new(),
             prints: None,
             checksums: None,
+            tests: None,
             differences: BTreeMap::new(),
+            records: Vec::new(),
         }
     }
 
@@ -701,14 +734,9 @@ impl LakeState {
         Ok(&self.folders[folder])
     }
 
-    /// Lists `folder` (again, for a lake model after its publication).
+    /// Lists `folder`.
     fn list(&mut self, conn: &Connection, folder: &str) -> Result<()> {
-        use std::fmt::Write;
         let stamps = lake::stamps(&self.lake_dir, folder)?;
-        let mut text = String::new();
-        for s in &stamps {
-            writeln!(text, "{}\0{}\0{}", s.path, s.size, s.mtime_ns)?;
-        }
         db::execute(
             conn,
             &format!(
@@ -717,12 +745,53 @@ impl LakeState {
                 literal(folder)
             ),
         )?;
-        let mut appender =
-            conn.appender_to_catalog_and_db("micro_wh_lake_files", "temp", "main")?;
-        for s in &stamps {
-            appender.append_row(params![folder, s.path, s.size, s.mtime_ns])?;
+        append_now(conn, folder, &stamps)?;
+        self.hold(folder, stamps)
+    }
+
+    /// Lists again the sub-folders `changed` of `folder` (a lake model's partitions just
+    /// published or removed), the rest of it being as it was listed: a refresh that rewrote a
+    /// day of a lake model does not list its thousand other days twice.
+    pub fn relist(&mut self, conn: &Connection, folder: &str, changed: &[PathBuf]) -> Result<()> {
+        let Some(known) = self.folders.get(folder) else {
+            return self.list(conn, folder);
+        };
+        if changed.len() > RELISTED_FOLDERS {
+            return self.list(conn, folder);
         }
-        appender.flush()?;
+        let prefixes: Vec<String> = changed
+            .iter()
+            .map(|f| format!("{}/", f.to_string_lossy().replace('\\', "/")))
+            .collect();
+        let under = |path: &str| prefixes.iter().any(|p| path.starts_with(p.as_str()));
+        let (before, kept): (Vec<FileStamp>, Vec<FileStamp>) =
+            known.stamps.iter().cloned().partition(|s| under(&s.path));
+        let fresh = lake::stamps_under(&self.lake_dir, folder, changed)?;
+        if !before.is_empty() {
+            let paths: Vec<String> = before.iter().map(|s| literal(&s.path)).collect();
+            db::execute(
+                conn,
+                &format!(
+                    "DELETE FROM {NOW} WHERE folder = {} AND path IN ({})",
+                    literal(folder),
+                    paths.join(", ")
+                ),
+            )?;
+        }
+        append_now(conn, folder, &fresh)?;
+        let mut stamps = kept;
+        stamps.extend(fresh);
+        stamps.sort();
+        self.hold(folder, stamps)
+    }
+
+    /// Holds `stamps` as `folder`'s files now, with their digest.
+    fn hold(&mut self, folder: &str, stamps: Vec<FileStamp>) -> Result<()> {
+        use std::fmt::Write;
+        let mut text = String::new();
+        for s in &stamps {
+            writeln!(text, "{}\0{}\0{}", s.path, s.size, s.mtime_ns)?;
+        }
         let digest = super::migrations::sha256_hex(text.as_bytes());
         // Differences found against the folder's earlier listing no longer hold.
         self.differences.retain(|(f, _), _| f != folder);
@@ -732,23 +801,39 @@ impl LakeState {
     }
 
     fn checksum(&mut self, conn: &Connection, model: &str) -> Result<Option<String>> {
-        if self.checksums.is_none() {
-            let rows = rows_of(conn, &format!("SELECT model, checksum, '' FROM {STATE}"))?;
-            self.checksums = Some(rows.into_iter().map(|[m, c, _]| (m, c)).collect());
-        }
-        Ok(self.checksums.as_ref().and_then(|c| c.get(model).cloned()))
+        let checksums = load(&mut self.checksums, || checksums(conn, STATE))?;
+        Ok(checksums.get(model).cloned())
     }
 
     fn print(&mut self, conn: &Connection, model: &str, table: &str) -> Result<Option<String>> {
-        if self.prints.is_none() {
-            let rows = rows_of(
+        let prints = load(&mut self.prints, || {
+            let rows: Vec<[String; 3]> = rows_of(
                 conn,
                 &format!("SELECT model, files, fingerprint FROM {PRINTS}"),
             )?;
-            self.prints = Some(rows.into_iter().map(|[m, t, p]| ((m, t), p)).collect());
+            Ok(rows.into_iter().map(|[m, t, p]| ((m, t), p)).collect())
+        })?;
+        Ok(prints.get(&(model.to_owned(), table.to_owned())).cloned())
+    }
+
+    /// Whether `model`'s declared tests differ from those that last passed on it: then they
+    /// run over the whole model, since the rows outside the changed partitions never met them.
+    pub fn tests_changed(&mut self, conn: &Connection, model: &Model) -> Result<bool> {
+        let tests = load(&mut self.tests, || checksums(conn, TESTS))?;
+        Ok(tests.get(&model.name) != Some(&model.tests_checksum))
+    }
+
+    /// Remembers the tests that ran on `model`, in the refresh's transaction (rolled back
+    /// with it when a test fails).
+    pub fn record_tests(&mut self, conn: &Connection, model: &Model) -> Result<()> {
+        conn.execute(
+            &format!("INSERT OR REPLACE INTO {TESTS} VALUES (?, ?)"),
+            params![model.name, model.tests_checksum],
+        )?;
+        if let Some(tests) = self.tests.as_mut() {
+            tests.insert(model.name.clone(), model.tests_checksum.clone());
         }
-        let key = (model.to_owned(), table.to_owned());
-        Ok(self.prints.as_ref().and_then(|p| p.get(&key).cloned()))
+        Ok(())
     }
 
     /// Paths that differ (added, gone, or of another size or time) between the files `model`
@@ -777,9 +862,7 @@ impl LakeState {
                  (SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f}
                   EXCEPT SELECT path, size, mtime_ns FROM {table} WHERE model = {m}))"
         );
-        let mut stmt = db::prepare(conn, &sql)?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        let paths: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        let paths: Vec<String> = db::query_rows(conn, &sql, [], |r| r.get(0))?;
         if let Some(k) = known {
             self.differences.insert(k, paths.clone());
         }
@@ -787,54 +870,125 @@ impl LakeState {
     }
 
     /// Makes the files `model` recorded in `table` those of `folder` now, writing only the
-    /// difference: a refresh changes a few files of a lake of thousands.
+    /// difference (a refresh changes a few files of a lake of thousands), when the refresh
+    /// writes its records ([`LakeState::write_records`]).
     fn record(&mut self, conn: &Connection, table: &str, model: &str, folder: &str) -> Result<()> {
         let digest = self.folder(conn, folder)?.digest.clone();
-        if self.print(conn, model, table)?.as_deref() == Some(digest.as_str()) {
+        let recorded = self.print(conn, model, table)?;
+        if recorded.as_deref() == Some(digest.as_str()) {
             return Ok(());
         }
-        let (m, f) = (literal(model), literal(folder));
-        let now = format!("SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f}");
-        // A few paths that differ name the rows to replace; many (a first build) are
-        // compared in DuckDB instead of spelled out, as DuckDB parses a long list slowly.
         let paths = self.differences(conn, table, model, folder)?;
-        let replace = match paths.len() {
-            0 => String::new(),
-            1..=NAMED_PATHS => {
-                let paths: Vec<String> = paths.iter().map(|p| literal(p)).collect();
-                let paths = paths.join(", ");
-                format!(
-                    "DELETE FROM {table} WHERE model = {m} AND path IN ({paths});
-                     INSERT INTO {table} SELECT {m}, * FROM ({now}) WHERE path IN ({paths});"
-                )
-            }
-            _ => format!(
-                "DELETE FROM {table} WHERE model = {m} AND (path, size, mtime_ns) NOT IN ({now});
-                 INSERT INTO {table} SELECT {m}, * FROM ({now}
-                     EXCEPT SELECT path, size, mtime_ns FROM {table} WHERE model = {m});"
-            ),
-        };
-        db::execute(
-            conn,
-            &format!(
-                "{replace}
-                 INSERT OR REPLACE INTO {PRINTS} VALUES ({m}, {}, {});",
-                literal(table),
-                literal(&digest)
-            ),
-        )?;
+        let key = (table.to_owned(), folder.to_owned(), recorded);
+        match self.records.iter_mut().find(|r| r.key == key) {
+            Some(same) => same.models.push(model.to_owned()),
+            None => self.records.push(Record {
+                key,
+                models: vec![model.to_owned()],
+                paths,
+                digest: digest.clone(),
+            }),
+        }
         if let Some(prints) = self.prints.as_mut() {
             prints.insert((model.to_owned(), table.to_owned()), digest);
         }
         Ok(())
     }
+
+    /// Writes the records of the models' files made since the last call, one statement for
+    /// all the models that had recorded the same files (the models of a dataset, in an
+    /// incremental refresh, each take the same new files). In the refresh's transaction,
+    /// before its commit.
+    pub fn write_records(&mut self, conn: &Connection) -> Result<()> {
+        for Record {
+            key: (table, folder, _),
+            models,
+            paths,
+            digest,
+        } in std::mem::take(&mut self.records)
+        {
+            let f = literal(&folder);
+            let now = format!("SELECT path, size, mtime_ns FROM {NOW} WHERE folder = {f}");
+            let names: Vec<String> = models.iter().map(|m| literal(m)).collect();
+            let prints: Vec<String> = names
+                .iter()
+                .map(|m| format!("({m}, {}, {})", literal(&table), literal(&digest)))
+                .collect();
+            let prints = format!(
+                "INSERT OR REPLACE INTO {PRINTS} VALUES {};",
+                prints.join(", ")
+            );
+            let replace = match paths.len() {
+                0 => String::new(),
+                // A few paths that differ name the rows to replace.
+                1..=NAMED_PATHS => {
+                    let paths: Vec<String> = paths.iter().map(|p| literal(p)).collect();
+                    let (paths, models) = (paths.join(", "), names.join(", "));
+                    format!(
+                        "DELETE FROM {table} WHERE model IN ({models}) AND path IN ({paths});
+                         INSERT INTO {table} SELECT m.model, n.* FROM (VALUES ({})) m(model)
+                             CROSS JOIN ({now}) n WHERE n.path IN ({paths});",
+                        names.join("), (")
+                    )
+                }
+                // Many (a first build) are compared in DuckDB instead of spelled out, as
+                // DuckDB parses a long list slowly.
+                _ => names
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "DELETE FROM {table} WHERE model = {m} AND (path, size, mtime_ns) NOT IN ({now});
+                             INSERT INTO {table} SELECT {m}, * FROM ({now}
+                                 EXCEPT SELECT path, size, mtime_ns FROM {table} WHERE model = {m});"
+                        )
+                    })
+                    .collect(),
+            };
+            db::execute(conn, &format!("{replace}\n{prints}"))?;
+        }
+        Ok(())
+    }
 }
 
-/// The rows of a query of three text columns.
-fn rows_of(conn: &Connection, sql: &str) -> Result<Vec<[String; 3]>> {
-    let mut stmt = db::prepare(conn, sql)?;
-    let rows = stmt.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+/// Models whose recorded files (`table`, of `folder`) become those of `folder` now.
+struct Record {
+    /// (table, folder, the digest they had recorded): models alike differ by the same paths.
+    key: (String, String, Option<String>),
+    models: Vec<String>,
+    paths: Vec<String>,
+    digest: String,
+}
+
+/// Adds `stamps`, the files of `folder`, to the refresh's listing of the lake in DuckDB.
+fn append_now(conn: &Connection, folder: &str, stamps: &[FileStamp]) -> Result<()> {
+    let mut appender = conn.appender_to_catalog_and_db("micro_wh_lake_files", "temp", "main")?;
+    for s in stamps {
+        appender.append_row(params![folder, s.path, s.size, s.mtime_ns])?;
+    }
+    appender.flush()?;
+    Ok(())
+}
+
+/// The value in `slot`, read by `read` on first use.
+fn load<T>(slot: &mut Option<T>, read: impl FnOnce() -> Result<T>) -> Result<&mut T> {
+    if slot.is_none() {
+        *slot = Some(read()?);
+    }
+    Ok(slot.as_mut().expect("just filled"))
+}
+
+/// model → checksum, of a table of those two columns (`STATE`, `TESTS`).
+fn checksums(conn: &Connection, table: &str) -> Result<BTreeMap<String, String>> {
+    let rows: Vec<[String; 2]> = rows_of(conn, &format!("SELECT model, checksum FROM {table}"))?;
+    Ok(rows.into_iter().map(|[m, c]| (m, c)).collect())
+}
+
+/// The rows of a query of `N` text columns.
+fn rows_of<const N: usize>(conn: &Connection, sql: &str) -> Result<Vec<[String; N]>> {
+    Ok(db::query_rows(conn, sql, [], |r| {
+        let row: Vec<String> = (0..N).map(|i| r.get(i)).collect::<duckdb::Result<_>>()?;
+        Ok(row.try_into().expect("N columns read"))
+    })?)
 }
 
 /// After `micro-wh compact` rewrote folders of `dataset` into one file each (same rows), the
@@ -898,27 +1052,6 @@ pub fn follow_compaction(
 
 fn same_folder(a: &str, b: &str) -> bool {
     a.rsplit_once('/').map(|(d, _)| d) == b.rsplit_once('/').map(|(d, _)| d)
-}
-
-/// Whether `model`'s declared tests differ from those that last passed on it: then they run
-/// over the whole model, since the rows outside the changed partitions never met them.
-pub fn tests_changed(conn: &Connection, model: &Model) -> Result<bool> {
-    let same: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {TESTS} WHERE model = ? AND checksum = ?"),
-        params![model.name, model.tests_checksum],
-        |r| r.get(0),
-    )?;
-    Ok(same == 0)
-}
-
-/// Remembers the tests that ran on `model`, in the refresh's transaction (rolled back with it
-/// when a test fails).
-pub fn record_tests(conn: &Connection, model: &Model) -> Result<()> {
-    conn.execute(
-        &format!("INSERT OR REPLACE INTO {TESTS} VALUES (?, ?)"),
-        params![model.name, model.tests_checksum],
-    )?;
-    Ok(())
 }
 
 /// Whether the refresh keeps `model`'s row count per key: a model over the lake (a view or a

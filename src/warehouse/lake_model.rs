@@ -2,10 +2,12 @@
 //! `<lake>/<model>/`, one `data.parquet` per partition, written when the source partitions
 //! they come from arrive or change, and read through a view of the same name.
 //!
-//! A refresh writes the changed partitions into a staging folder, points the view at the
-//! lake's untouched partitions plus the staged ones, so the models after it and the data tests
-//! read the new rows, and publishes only once every test passed, just before the warehouse
-//! commits: each changed partition's folder takes its place in one rename. A failed refresh
+//! A refresh writes the changed partitions into a staging folder and, for as long as it runs,
+//! shadows the model's view with a temporary one of the same name over the lake's untouched
+//! partitions plus the staged ones, so the models after it and the data tests read the new
+//! rows. It publishes only once every test passed, just before the warehouse commits: each
+//! changed partition's folder takes its place in one rename, and the warehouse's view, whose
+//! glob finds them by itself, is made again only when its SQL changes. A failed refresh
 //! leaves the lake model as it was. A crash during the publication or before the commit
 //! leaves partitions the warehouse has not recorded, which the next refresh sees as changed
 //! and writes again (the same rows): a refresh costs the changed partitions, not the lake.
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use duckdb::Connection;
 
-use super::incremental::{self, FileStamp, Mode};
+use super::incremental::{self, Mode};
 use super::models::Model;
 use crate::db::{self, ident, literal};
 use crate::error::Result;
@@ -55,6 +57,8 @@ pub struct Pending {
     /// Its rows of the partitions rewritten are also in the temporary table
     /// [`incremental::copy_name`].
     copied: bool,
+    /// The warehouse's view of the model stays when the view made now would be the same.
+    view_kept: bool,
 }
 
 /// Where a lake model's staged rows are read from.
@@ -65,16 +69,19 @@ pub enum StagedRows {
     Files(String),
 }
 
-/// Brings `model` to `mode`: writes the partitions to rebuild into a staged tree and points
-/// the view at it (returned, to publish once the refresh's tests passed), or, when nothing
-/// changed, points the view at the lake.
+/// Brings `model` to `mode`: writes the partitions to rebuild into a staged tree and shows
+/// them through a temporary view of the model's name (which shadows the warehouse's view
+/// until the refresh ends), to publish once the refresh's tests passed; nothing when nothing
+/// changed. `lake` holds the files of the dataset the model follows and of its own folder;
+/// `view_kept` says the warehouse's view of it may stay as it is when its SQL would not change.
 pub fn build(
     conn: &Connection,
     model: &Model,
     mode: &Mode,
-    sources: &[FileStamp],
+    lake: &mut incremental::LakeState,
     target: &LakeTarget<'_>,
     copies: &incremental::Copies,
+    view_kept: bool,
 ) -> Result<Option<Pending>> {
     let spec = model
         .incremental
@@ -83,12 +90,15 @@ pub fn build(
     let rewrite: BTreeSet<Vec<String>> = match mode {
         // The view made when its partitions were published reads them as they are.
         Mode::Unchanged => return Ok(None),
-        Mode::Full => sources
+        Mode::Full => lake
+            .files(conn, &spec.lake)?
             .iter()
             .filter_map(|f| incremental::partition_of(&f.path, &spec.partition))
             .collect(),
         Mode::Incremental(partitions) => partitions.iter().cloned().collect(),
     };
+    let published_files = lake.files(conn, &model.name)?.to_vec();
+    let sources = lake.files(conn, &spec.lake)?;
     // Made portable once: every batch writes the same select, with its source narrowed (to
     // copied rows, when it has them: binding it whole would list the lake).
     let rewritten: Vec<Vec<String>> = rewrite.iter().cloned().collect();
@@ -175,11 +185,11 @@ pub fn build(
     let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
     let mut files = Vec::new();
     let mut gone = Vec::new();
-    for file in lake::list_files(&published, "")? {
-        let path = file.to_string_lossy().replace('\\', "/");
-        let partition = incremental::partition_of(&path, &spec.partition);
+    for stamp in &published_files {
+        let file = Path::new(&stamp.path);
+        let partition = incremental::partition_of(&stamp.path, &spec.partition);
         if !full && partition.as_ref().is_some_and(|p| !rewrite.contains(p)) {
-            files.push(published.join(&file));
+            files.push(published.join(file));
         } else if let Some(folder) = file.parent() {
             if partition.is_none_or(|p| !bytes.contains_key(&p))
                 && !gone.contains(&folder.to_path_buf())
@@ -194,11 +204,17 @@ pub fn build(
             .map(|f| write.dir.join(f)),
     );
     let list: Vec<String> = files.iter().map(|f| db::path_literal(f)).collect();
-    create_view(
-        conn,
+    let select = select_over(
         model,
         &columns,
         (!list.is_empty()).then(|| format!("[{}]", list.join(", "))),
+    );
+    db::execute(
+        conn,
+        &format!(
+            "CREATE OR REPLACE TEMP VIEW {} AS {select}",
+            ident(&model.name)
+        ),
     )?;
     Ok(Some(Pending {
         write,
@@ -206,14 +222,11 @@ pub fn build(
         model: model.clone(),
         columns,
         copied,
+        view_kept: view_kept && !full,
     }))
 }
 
 impl Pending {
-    pub fn model(&self) -> &Model {
-        &self.model
-    }
-
     /// The staged rows (those of the partitions rewritten): in the model's copy when it was
     /// built there, else read from the staged files (the model's view would bind every file
     /// of the lake model).
@@ -236,29 +249,48 @@ impl Pending {
     }
 }
 
-/// Publishes a staged lake model and points its view back at the lake; returns the files
-/// it now holds, for the warehouse to record in the same transaction.
-pub fn publish(conn: &Connection, pending: Pending, target: &LakeTarget<'_>) -> Result<()> {
+/// Publishes a staged lake model, records the files it now holds (listed again into `lake`),
+/// drops its temporary view and makes the warehouse's view read the lake again, all in the
+/// refresh's transaction. A view whose SQL would not change is kept: its glob finds the
+/// published folders by itself, and making it again would list them all.
+pub fn publish(
+    conn: &Connection,
+    pending: Pending,
+    target: &LakeTarget<'_>,
+    lake: &mut incremental::LakeState,
+) -> Result<()> {
     let Pending {
         write,
         gone,
         model,
         columns,
         copied: _,
+        view_kept,
     } = pending;
-    write.publish_by_folder(&gone)?;
-    let published = lake::dataset_dir(target.lock.lake_dir(), &model.name);
+    let changed = write.publish_by_folder(&gone)?;
+    crate::fault::fail("lake-model-published")?;
+    lake.relist(conn, &model.name, &changed)?;
+    incremental::record_outputs(conn, &model, lake)?;
     let spec = model
         .incremental
         .as_ref()
         .expect("a lake model follows a lake");
     let glob = lake::files_glob(&target.sql_dir.join(&model.name), spec.partition.len());
-    create_view(
+    let files = (!lake.files(conn, &model.name)?.is_empty()).then(|| literal(&glob));
+    let sql = format!(
+        "CREATE OR REPLACE VIEW {} AS {}",
+        ident(&model.name),
+        select_over(&model, &columns, files)
+    );
+    db::execute(
         conn,
-        &model,
-        &columns,
-        (!lake::list_files(&published, "")?.is_empty()).then(|| literal(&glob)),
-    )
+        &format!("DROP VIEW IF EXISTS temp.main.{}", ident(&model.name)),
+    )?;
+    if !view_kept || incremental::lake_view(conn, &model.name)?.as_deref() != Some(sql.as_str()) {
+        db::execute(conn, &sql)?;
+        incremental::record_lake_view(conn, &model.name, &sql)?;
+    }
+    Ok(())
 }
 
 /// Groups partitions, in order, into batches of at most `BATCH_BYTES` source bytes and
@@ -279,24 +311,6 @@ fn batches(bytes: &BTreeMap<Vec<String>, i64>) -> Vec<Vec<Vec<String>>> {
         }
     }
     out
-}
-
-/// The model's view over `files` (read_parquet's first argument: a glob or a list).
-fn create_view(
-    conn: &Connection,
-    model: &Model,
-    columns: &[(String, String)],
-    files: Option<String>,
-) -> Result<()> {
-    db::execute(
-        conn,
-        &format!(
-            "CREATE OR REPLACE VIEW {} AS {}",
-            ident(&model.name),
-            select_over(model, columns, files)
-        ),
-    )?;
-    Ok(())
 }
 
 /// The model's rows in `files`, columns in the model's order and partition columns typed as

@@ -273,8 +273,10 @@ pub fn discover(sql_dir: &Path, vars: &Vars) -> Result<Vec<Model>> {
             }
             let tests_checksum = super::migrations::sha256_hex(format!("{tests:?}").as_bytes());
             let select = vars.render(&text, &path)?;
+            // The materialization too: a view made a lake model with the same SQL must be
+            // written to the lake, not found unchanged.
             let checksum = super::migrations::sha256_hex(
-                format!("{select}\n{:?}", spec.incremental).as_bytes(),
+                format!("{select}\n{:?}\n{:?}", spec.incremental, spec.materialized).as_bytes(),
             );
             models.push(Model {
                 select,

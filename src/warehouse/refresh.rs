@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use duckdb::{params, Connection};
 use indicatif::ProgressBar;
 
@@ -172,13 +173,6 @@ pub fn refresh(
         run_id: &run_id,
     };
     let outcome = run_steps(conn, inputs, config, exports, &target, &bar, &mut report);
-    if !conn.is_autocommit() {
-        // A step failed between BEGIN and COMMIT (a lake publication): nothing of it stays,
-        // and the outcome goes into the log outside it.
-        if let Err(e) = db::execute(conn, "ROLLBACK") {
-            tracing::warn!("could not roll back the failed refresh: {e:#}");
-        }
-    }
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     if let Err(log_error) = record(conn, &report, outcome.as_ref().err()) {
@@ -217,27 +211,12 @@ fn run_steps(
     );
     let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
     if passed {
-        // Lake models go public once everything passed. A crash from here to the COMMIT
-        // leaves published partitions the warehouse has not recorded: the next refresh
-        // sees them as changed and writes them again.
         bar.set_message("publish lake models");
-        for pending in staged {
-            let model = pending.model().clone();
-            lake_model::publish(conn, pending, target)?;
-            incremental::record_outputs(conn, &model, &mut lake_state)?;
+        if let Err(e) = publish_and_commit(conn, staged, target, &mut lake_state, report.id) {
+            // Nothing of the refresh stays, and its failure goes into the log outside it.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
         }
-        crate::fault::point("refresh-after-lake-publish");
-        // `committed` goes in with the models, so the log never disagrees with the tables,
-        // whatever happens after the COMMIT.
-        db::execute(
-            conn,
-            &format!(
-                "UPDATE {REFRESH_LOG} SET status = 'committed' WHERE id = {}",
-                report.id
-            ),
-        )?;
-        crate::fault::point("refresh-before-commit");
-        db::execute(conn, "COMMIT")?;
         report.committed = true;
         crate::fault::point("refresh-after-commit");
     } else {
@@ -277,6 +256,33 @@ fn run_steps(
             ))
         })?;
     }
+    Ok(())
+}
+
+/// Publishes the lake models built (`staged`) once everything passed, and commits the
+/// refresh's transaction. A crash from the publication to the COMMIT leaves published
+/// partitions the warehouse has not recorded: the next refresh sees them as changed and
+/// writes them again.
+fn publish_and_commit(
+    conn: &Connection,
+    staged: Vec<lake_model::Pending>,
+    target: &LakeTarget<'_>,
+    lake_state: &mut incremental::LakeState,
+    id: i64,
+) -> Result<()> {
+    for pending in staged {
+        lake_model::publish(conn, pending, target, lake_state)?;
+    }
+    lake_state.write_records(conn)?;
+    crate::fault::point("refresh-after-lake-publish");
+    // `committed` goes in with the models, so the log never disagrees with the tables,
+    // whatever happens after the COMMIT.
+    db::execute(
+        conn,
+        &format!("UPDATE {REFRESH_LOG} SET status = 'committed' WHERE id = {id}"),
+    )?;
+    crate::fault::point("refresh-before-commit");
+    db::execute(conn, "COMMIT")?;
     Ok(())
 }
 
@@ -325,10 +331,11 @@ fn build_and_test(
         let pending = progress::with_query_progress(conn, bar, &label, || -> Result<_> {
             match (&mode, model.materialized) {
                 (_, Materialized::Lake) => {
-                    let spec = model.incremental.as_ref().expect("a lake model");
-                    let files = lake_state.files(conn, &spec.lake)?;
                     drop_if_other_kind(conn, model, kind)?;
-                    return lake_model::build(conn, model, &mode, files, target, &copies);
+                    let view_kept = kind == Some("VIEW");
+                    return lake_model::build(
+                        conn, model, &mode, lake_state, target, &copies, view_kept,
+                    );
                 }
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
@@ -392,33 +399,41 @@ fn build_and_test(
             None
         };
         let build = started.elapsed();
-        let tests_changed = model.incremental.is_some() && incremental::tests_changed(conn, model)?;
+        let tests_changed = model.incremental.is_some() && lake_state.tests_changed(conn, model)?;
         let changed = match tests_changed {
             true => None,
             false => scope,
         };
-        let count = |m: &str| match kept.contains(m) {
-            true => incremental::kept_count(m),
-            false => data_tests::read_count(m),
+        // This model's count was just taken.
+        let count = |m: &str| match (m == model.name, rows, kept.contains(m)) {
+            (true, Some(rows), _) => rows.to_string(),
+            (_, _, true) => incremental::kept_count(m),
+            _ => data_tests::read_count(m),
         };
         let unique = |columns: &[String]| {
             kept.contains(&model.name)
                 .then(|| incremental::kept_duplicates(&model.name, columns, changed.as_deref()))
         };
-        for test in &model.tests {
-            for check in test.checks(&model.name, changed.as_deref(), &count, &unique) {
-                // `changed` is set when the tests are those that passed last time.
-                let unchanged = mode == Mode::Unchanged && changed.is_some();
-                report
-                    .checks
-                    .push(match unchanged && check.holds_when_unchanged() {
-                        true => check.nothing_changed(),
-                        false => check.run(conn)?,
-                    });
-            }
+        // `changed` is set when the tests are those that passed last time.
+        let unchanged = mode == Mode::Unchanged && changed.is_some();
+        let held = |check: &data_tests::Check| unchanged && check.holds_when_unchanged();
+        let checks: Vec<data_tests::Check> = model
+            .tests
+            .iter()
+            .flat_map(|test| test.checks(&model.name, changed.as_deref(), &count, &unique))
+            .collect();
+        let to_run: Vec<data_tests::Check> = checks.iter().filter(|c| !held(c)).cloned().collect();
+        let mut ran = data_tests::run_all(conn, &to_run)
+            .with_context(|| format!("cannot run the data tests of model {}", model.name))?
+            .into_iter();
+        for check in &checks {
+            report.checks.push(match held(check) {
+                true => check.nothing_changed(),
+                false => ran.next().expect("an outcome for each check run"),
+            });
         }
         if tests_changed {
-            incremental::record_tests(conn, model)?;
+            lake_state.record_tests(conn, model)?;
         }
         // A copy is kept while a model after this one reads it as its source.
         let sources: std::collections::BTreeSet<&str> = models[i + 1..]
@@ -569,14 +584,14 @@ const COPIED_OUT_ROWS: i64 = 1_000_000;
 /// name it returns; none when there are more than `COPIED_OUT_ROWS`.
 fn copy_out(conn: &Connection, model: &Model, rows: &str) -> Result<Option<String>> {
     let temp = ident(&incremental::copy_name(&model.name));
-    db::execute(
+    // Returns the rows it copied.
+    let copied: i64 = db::query_one(
         conn,
         &format!(
             "CREATE OR REPLACE TEMP TABLE {temp} AS SELECT * FROM {rows} LIMIT {}",
             COPIED_OUT_ROWS + 1
         ),
     )?;
-    let copied: i64 = db::query_one(conn, &format!("SELECT count(*) FROM {temp}"))?;
     if copied > COPIED_OUT_ROWS {
         db::execute(conn, &format!("DROP TABLE temp.main.{temp}"))?;
         return Ok(None);
