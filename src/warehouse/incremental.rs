@@ -764,9 +764,19 @@ impl LakeState {
             .map(|f| format!("{}/", f.to_string_lossy().replace('\\', "/")))
             .collect();
         let under = |path: &str| prefixes.iter().any(|p| path.starts_with(p.as_str()));
+        let listed = known.digest.clone();
         let (before, kept): (Vec<FileStamp>, Vec<FileStamp>) =
             known.stamps.iter().cloned().partition(|s| under(&s.path));
         let fresh = lake::stamps_under(&self.lake_dir, folder, changed)?;
+        // What differs from the earlier listing is known: the files in those folders, before
+        // and now. A model that had recorded that listing needs no comparison.
+        let mut differ: Vec<String> = before
+            .iter()
+            .chain(&fresh)
+            .map(|s| s.path.clone())
+            .collect();
+        differ.sort();
+        differ.dedup();
         if !before.is_empty() {
             let paths: Vec<String> = before.iter().map(|s| literal(&s.path)).collect();
             db::execute(
@@ -782,17 +792,14 @@ impl LakeState {
         let mut stamps = kept;
         stamps.extend(fresh);
         stamps.sort();
-        self.hold(folder, stamps)
+        self.hold(folder, stamps)?;
+        self.differences.insert((folder.to_owned(), listed), differ);
+        Ok(())
     }
 
     /// Holds `stamps` as `folder`'s files now, with their digest.
     fn hold(&mut self, folder: &str, stamps: Vec<FileStamp>) -> Result<()> {
-        use std::fmt::Write;
-        let mut text = String::new();
-        for s in &stamps {
-            writeln!(text, "{}\0{}\0{}", s.path, s.size, s.mtime_ns)?;
-        }
-        let digest = super::migrations::sha256_hex(text.as_bytes());
+        let digest = digest(&stamps);
         // Differences found against the folder's earlier listing no longer hold.
         self.differences.retain(|(f, _), _| f != folder);
         self.folders
@@ -959,6 +966,15 @@ struct Record {
     digest: String,
 }
 
+/// The digest of a list of files (sorted), as recorded in `PRINTS`.
+fn digest<'s>(stamps: impl IntoIterator<Item = &'s FileStamp>) -> String {
+    let mut text = String::new();
+    for s in stamps {
+        text.push_str(&format!("{}\0{}\0{}\n", s.path, s.size, s.mtime_ns));
+    }
+    super::migrations::sha256_hex(text.as_bytes())
+}
+
 /// Adds `stamps`, the files of `folder`, to the refresh's listing of the lake in DuckDB.
 fn append_now(conn: &Connection, folder: &str, stamps: &[FileStamp]) -> Result<()> {
     let mut appender = conn.appender_to_catalog_and_db("micro_wh_lake_files", "temp", "main")?;
@@ -1026,10 +1042,11 @@ pub fn follow_compaction(
                 }
             }
             if changed {
-                // The files recorded are no longer those their digest was taken of.
+                // The digest of the files recorded now: equal to the folder's when the model
+                // had consumed all of it, so the next refresh compares no stamp.
                 conn.execute(
-                    &format!("DELETE FROM {PRINTS} WHERE model = ? AND files = '{FILES}'"),
-                    params![model.name],
+                    &format!("INSERT OR REPLACE INTO {PRINTS} VALUES (?, '{FILES}', ?)"),
+                    params![model.name, digest(&stamps)],
                 )?;
                 conn.execute(
                     &format!("DELETE FROM {FILES} WHERE model = ?"),

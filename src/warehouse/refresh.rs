@@ -199,39 +199,31 @@ fn run_steps(
     bar.inc(1);
 
     db::execute(conn, "BEGIN TRANSACTION")?;
-    let mut staged = Vec::new();
     let mut lake_state = incremental::LakeState::new(&inputs.lake_dir);
-    let built = build_and_test(
-        conn,
-        inputs,
-        target,
-        (&mut staged, &mut lake_state),
-        bar,
-        report,
-    );
-    let passed = matches!(built, Ok(())) && report.tests_failed() == 0;
-    if passed {
-        bar.set_message("publish lake models");
-        if let Err(e) = publish_and_commit(conn, staged, target, &mut lake_state, report.id) {
-            // Nothing of the refresh stays, and its failure goes into the log outside it.
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
+    let built = build_and_test(conn, inputs, target, &mut lake_state, bar, report);
+    match built {
+        Ok(staged) if report.tests_failed() == 0 => {
+            bar.set_message("publish lake models");
+            if let Err(e) = publish_and_commit(conn, staged, target, &mut lake_state, report.id) {
+                // Nothing of the refresh stays, and its failure goes into the log outside it.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+            report.committed = true;
+            crate::fault::point("refresh-after-commit");
         }
-        report.committed = true;
-        crate::fault::point("refresh-after-commit");
-    } else {
-        // Keep the previous models, history and exports exactly as they were.
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    built?;
-    if !passed {
-        let failures = report
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| format!("  {}: {} failed ({})", c.model, c.name, c.detail))
-            .collect();
-        return Err(Error::DataTestsFailed(failures).into());
+        built => {
+            // Keep the previous models, history and exports exactly as they were.
+            let _ = conn.execute_batch("ROLLBACK");
+            built?;
+            let failures = report
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("  {}: {} failed ({})", c.model, c.name, c.detail))
+                .collect();
+            return Err(Error::DataTestsFailed(failures).into());
+        }
     }
 
     if let Some((dir, formats)) = exports {
@@ -286,16 +278,18 @@ fn publish_and_commit(
     Ok(())
 }
 
-/// Builds every model and runs its tests inside the caller's transaction; the checks go
-/// into `report` even when some fail, so the caller can list them.
+/// Builds every model and runs its tests inside the caller's transaction; returns the lake
+/// models written, to publish once everything passed. The checks go into `report` even when
+/// some fail, so the caller can list them.
 fn build_and_test(
     conn: &Connection,
     inputs: &RefreshInputs,
     target: &LakeTarget<'_>,
-    (staged, lake_state): (&mut Vec<lake_model::Pending>, &mut incremental::LakeState),
+    lake_state: &mut incremental::LakeState,
     bar: &ProgressBar,
     report: &mut RefreshReport,
-) -> Result<()> {
+) -> Result<Vec<lake_model::Pending>> {
+    let mut staged = Vec::new();
     crate::fault::point("refresh-building");
     let models = &inputs.models;
     incremental::ensure_tables(conn)?;
@@ -451,7 +445,7 @@ fn build_and_test(
         bar.inc(1);
     }
     if report.tests_failed() > 0 {
-        return Ok(());
+        return Ok(staged);
     }
     bar.set_message("gold history");
     for model in models.iter().filter(|m| m.is_gold()) {
@@ -472,7 +466,7 @@ fn build_and_test(
         })?;
     }
     bar.inc(1);
-    Ok(())
+    Ok(staged)
 }
 
 /// What changed in a model refreshed incrementally.
