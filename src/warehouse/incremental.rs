@@ -753,12 +753,12 @@ impl LakeState {
     /// published or removed), the rest of it being as it was listed: a refresh that rewrote a
     /// day of a lake model does not list its thousand other days twice.
     pub fn relist(&mut self, conn: &Connection, folder: &str, changed: &[PathBuf]) -> Result<()> {
-        let Some(known) = self.folders.get(folder) else {
-            return self.list(conn, folder);
-        };
-        if changed.len() > RELISTED_FOLDERS {
+        // Records waiting to be written read the listing as it was when they were made.
+        self.write_records(conn)?;
+        if changed.len() > RELISTED_FOLDERS || !self.folders.contains_key(folder) {
             return self.list(conn, folder);
         }
+        let known = &self.folders[folder];
         let prefixes: Vec<String> = changed
             .iter()
             .map(|f| format!("{}/", f.to_string_lossy().replace('\\', "/")))
@@ -886,14 +886,18 @@ impl LakeState {
             return Ok(());
         }
         let paths = self.differences(conn, table, model, folder)?;
-        let key = (table.to_owned(), folder.to_owned(), recorded);
+        let key = (
+            table.to_owned(),
+            folder.to_owned(),
+            recorded,
+            digest.clone(),
+        );
         match self.records.iter_mut().find(|r| r.key == key) {
             Some(same) => same.models.push(model.to_owned()),
             None => self.records.push(Record {
                 key,
                 models: vec![model.to_owned()],
                 paths,
-                digest: digest.clone(),
             }),
         }
         if let Some(prints) = self.prints.as_mut() {
@@ -908,10 +912,9 @@ impl LakeState {
     /// before its commit.
     pub fn write_records(&mut self, conn: &Connection) -> Result<()> {
         for Record {
-            key: (table, folder, _),
+            key: (table, folder, _, digest),
             models,
             paths,
-            digest,
         } in std::mem::take(&mut self.records)
         {
             let f = literal(&folder);
@@ -959,11 +962,11 @@ impl LakeState {
 
 /// Models whose recorded files (`table`, of `folder`) become those of `folder` now.
 struct Record {
-    /// (table, folder, the digest they had recorded): models alike differ by the same paths.
-    key: (String, String, Option<String>),
+    /// (table, folder, the digest they had recorded, the folder's digest now): models alike
+    /// differ by the same paths.
+    key: (String, String, Option<String>, String),
     models: Vec<String>,
     paths: Vec<String>,
-    digest: String,
 }
 
 /// The digest of a list of files (sorted), as recorded in `PRINTS`.
