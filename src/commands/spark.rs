@@ -171,7 +171,7 @@ fn planned(model: &Model) -> PlannedModel {
             let (min, max) = c.bounds().unwrap_or_default();
             PlannedTest {
                 name: c.name.clone(),
-                sql: c.sql().to_owned(),
+                sql: c.sql(),
                 min,
                 max,
             }

@@ -63,21 +63,28 @@ pub fn read_count(model: &str) -> String {
 pub struct Check {
     pub model: String,
     pub name: String,
-    /// Returns one BIGINT: the number of offending rows (for row_count: the row count,
-    /// checked against `bounds`).
-    sql: String,
+    query: Query,
     bounds: Option<(Option<u64>, Option<u64>)>,
-    /// When `sql` is a cheaper stand-in: the exact query, run only when it finds rows.
+    /// When `query` is a cheaper stand-in: the exact query, run only when it finds rows.
     confirm: Option<String>,
-    /// When `sql` counts the rows of a relation meeting a condition, generated here (not
-    /// a user's expression): (relation, condition), so that checks of one relation share a
-    /// scan.
-    counted: Option<(String, String)>,
     /// Run over the changed partitions only.
     scoped: bool,
     /// Its outcome depends on the model's rows alone (not on other relations an expression
     /// may read, nor on another model's size).
     self_contained: bool,
+}
+
+/// What a check asks DuckDB: one BIGINT, the number of offending rows (for row_count: the
+/// row count, checked against `bounds`).
+#[derive(Debug, Clone)]
+enum Query {
+    /// The rows of `relation` meeting `condition`, a condition generated here (not a
+    /// user's expression), so that checks of one relation can share a scan.
+    Count {
+        relation: String,
+        condition: String,
+    },
+    Sql(String),
 }
 
 #[derive(Debug, Clone)]
@@ -122,21 +129,22 @@ impl DataTest {
         let whole = ident(model);
         let changed = changed.filter(|_| self.is_row_level());
         let table = changed.map_or_else(|| whole.clone(), |c| format!("{c} AS {whole}"));
-        let check = |name: String, sql: String| Check {
+        let check = |name: String, query: Query| Check {
             model: model.to_owned(),
             name,
-            sql,
+            query,
             bounds: None,
             confirm: None,
-            counted: None,
             scoped: changed.is_some(),
             self_contained: !matches!(self, DataTest::Expression(_) | DataTest::RejectRate { .. }),
         };
-        let counting = |name: String, condition: String| Check {
-            counted: Some((table.clone(), condition.clone())),
-            ..check(
+        let counting = |name: String, condition: String| {
+            check(
                 name,
-                format!("SELECT count(*) FROM {table} WHERE {condition}"),
+                Query::Count {
+                    relation: table.clone(),
+                    condition,
+                },
             )
         };
         match self {
@@ -158,9 +166,9 @@ impl DataTest {
                 match unique(columns) {
                     Some(cheaper) => vec![Check {
                         confirm: Some(exact),
-                        ..check(name, cheaper)
+                        ..check(name, Query::Sql(cheaper))
                     }],
-                    None => vec![check(name, exact)],
+                    None => vec![check(name, Query::Sql(exact))],
                 }
             }
             DataTest::AcceptedValues { column, values } => {
@@ -182,25 +190,26 @@ impl DataTest {
                     max.map(|m| format!("{}<= {m}", if min.is_some() { ", " } else { "" }))
                         .unwrap_or_default()
                 ),
-                sql: format!("SELECT {}", count(model)),
+                query: Query::Sql(format!("SELECT {}", count(model))),
                 bounds: Some((*min, *max)),
                 confirm: None,
-                counted: None,
                 scoped: false,
                 self_contained: true,
             }],
             DataTest::RejectRate { of, max_fraction } => vec![check(
                 format!("reject_rate(<= {} % of {of})", max_fraction * 100.0),
                 // Fails with this model's row count when the fraction is exceeded.
-                format!(
+                Query::Sql(format!(
                     "SELECT CASE WHEN {rows} > {max_fraction} * {} THEN {rows} ELSE 0 END",
                     count(of),
                     rows = count(model)
-                ),
+                )),
             )],
             DataTest::Expression(expr) => vec![check(
                 format!("expression({expr})"),
-                format!("SELECT count(*) FROM {table} WHERE ({expr}) IS NOT TRUE"),
+                Query::Sql(format!(
+                    "SELECT count(*) FROM {table} WHERE ({expr}) IS NOT TRUE"
+                )),
             )],
         }
     }
@@ -208,8 +217,14 @@ impl DataTest {
 
 impl Check {
     /// The DuckDB query counting offending rows (for another engine to transpile).
-    pub fn sql(&self) -> &str {
-        &self.sql
+    pub fn sql(&self) -> String {
+        match &self.query {
+            Query::Count {
+                relation,
+                condition,
+            } => format!("SELECT count(*) FROM {relation} WHERE {condition}"),
+            Query::Sql(sql) => sql.clone(),
+        }
     }
 
     /// For row_count: the bounds the query's value must lie within.
@@ -274,32 +289,34 @@ impl Check {
 pub fn run_all(conn: &Connection, checks: &[Check]) -> Result<Vec<CheckOutcome>> {
     let mut values: Vec<Option<i64>> = vec![None; checks.len()];
     let mut relations: Vec<&str> = Vec::new();
-    for (relation, _) in checks.iter().filter_map(|c| c.counted.as_ref()) {
-        if !relations.contains(&relation.as_str()) {
-            relations.push(relation);
+    for check in checks {
+        if let Query::Count { relation, .. } = &check.query {
+            if !relations.contains(&relation.as_str()) {
+                relations.push(relation);
+            }
         }
     }
     for relation in relations {
-        let of_relation: Vec<usize> = (0..checks.len())
-            .filter(|&i| {
-                checks[i]
-                    .counted
-                    .as_ref()
-                    .is_some_and(|(r, _)| r == relation)
+        let of_relation: Vec<(usize, &str)> = checks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, check)| match &check.query {
+                Query::Count {
+                    relation: r,
+                    condition,
+                } if r == relation => Some((i, condition.as_str())),
+                _ => None,
             })
             .collect();
         let counts: Vec<String> = of_relation
             .iter()
-            .map(|&i| {
-                let (_, condition) = checks[i].counted.as_ref().expect("a counting check");
-                format!("count(*) FILTER (WHERE {condition})")
-            })
+            .map(|(_, condition)| format!("count(*) FILTER (WHERE {condition})"))
             .collect();
         let sql = format!("SELECT {} FROM {relation}", counts.join(", "));
         let counted: Vec<i64> = db::query_row(conn, &sql, |row| {
             (0..of_relation.len()).map(|i| row.get(i)).collect()
         })?;
-        for (i, value) in of_relation.into_iter().zip(counted) {
+        for ((i, _), value) in of_relation.into_iter().zip(counted) {
             values[i] = Some(value);
         }
     }
@@ -309,7 +326,7 @@ pub fn run_all(conn: &Connection, checks: &[Check]) -> Result<Vec<CheckOutcome>>
         .map(|(check, value)| {
             let value = match value {
                 Some(value) => value,
-                None => db::query_one::<i64>(conn, &check.sql)?,
+                None => db::query_one::<i64>(conn, &check.sql())?,
             };
             check.outcome(conn, value as u64)
         })
@@ -391,5 +408,48 @@ mod tests {
             vec![1],
             "NULL counts as failing"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Checks of one relation counted together in one scan give what each check's own
+        /// query (the one another engine runs) gives alone, whatever the rows.
+        #[test]
+        fn checks_sharing_a_scan_count_as_each_alone(
+            rows in proptest::collection::vec(
+                (proptest::option::of(0i64..4), proptest::option::of("[xyz]")),
+                0..12,
+            ),
+        ) {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE m (a BIGINT, c VARCHAR); CREATE TABLE n AS SELECT * FROM m")
+                .unwrap();
+            for (a, c) in &rows {
+                conn.execute("INSERT INTO m VALUES (?, ?)", duckdb::params![a, c]).unwrap();
+                conn.execute("INSERT INTO n VALUES (?, ?)", duckdb::params![a.map(|v| 3 - v), c]).unwrap();
+            }
+            let tests = [
+                DataTest::NotNull(vec!["a".into(), "c".into()]),
+                DataTest::AcceptedValues { column: "c".into(), values: vec!["x".into(), "3".into()] },
+                DataTest::Expression("a <= 2".into()),
+                DataTest::Unique(vec!["c".into()]),
+            ];
+            let checks: Vec<Check> = ["m", "n"]
+                .iter()
+                .flat_map(|model| {
+                    tests.iter().flat_map(|t| t.checks(model, None, &read_count, &read_unique))
+                })
+                .collect();
+            let together: Vec<u64> = run_all(&conn, &checks)
+                .unwrap()
+                .iter()
+                .map(|o| o.failing_rows)
+                .collect();
+            let alone: Vec<u64> = checks
+                .iter()
+                .map(|c| db::query_one::<i64>(&conn, &c.sql()).unwrap() as u64)
+                .collect();
+            proptest::prop_assert_eq!(together, alone);
+        }
     }
 }

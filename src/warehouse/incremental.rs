@@ -751,9 +751,10 @@ impl LakeState {
 
     /// Lists again the sub-folders `changed` of `folder` (a lake model's partitions just
     /// published or removed), the rest of it being as it was listed: a refresh that rewrote a
-    /// day of a lake model does not list its thousand other days twice.
+    /// day of a lake model does not list its thousand other days twice. The file records
+    /// waiting to be written are written first ([`LakeState::write_records`]): they are of
+    /// the listing as it was, which this replaces, so a caller need not order the two.
     pub fn relist(&mut self, conn: &Connection, folder: &str, changed: &[PathBuf]) -> Result<()> {
-        // Records waiting to be written read the listing as it was when they were made.
         self.write_records(conn)?;
         if changed.len() > RELISTED_FOLDERS || !self.folders.contains_key(folder) {
             return self.list(conn, folder);
