@@ -646,7 +646,7 @@ fn walk_parquet(
     for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let entry = entry?;
         let rel = rel.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
+        if is_dir(&entry)? {
             walk_parquet(&entry.path(), &rel, visit)?;
         } else if rel.extension().is_some_and(|e| e == "parquet") {
             visit(&entry, rel)?;
@@ -677,10 +677,10 @@ pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
     for entry in fs::read_dir(&root).with_context(|| format!("cannot read {}", root.display()))? {
         let entry = entry?;
         let rel = PathBuf::from(entry.file_name());
-        if entry.file_type()?.is_dir() {
+        if is_dir(&entry)? {
             top.push(rel);
         } else if rel.extension().is_some_and(|e| e == "parquet") {
-            stamps.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+            stamps.push(stamp_of(&entry.path(), &rel, metadata(&entry))?);
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -694,7 +694,7 @@ pub fn stamps(lake_dir: &Path, dataset: &str) -> Result<Vec<FileStamp>> {
                     let mut out = Vec::new();
                     for rel in folders {
                         walk_parquet(&root.join(rel), rel, &mut |entry, rel| {
-                            out.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+                            out.push(stamp_of(&entry.path(), &rel, metadata(entry))?);
                             Ok(())
                         })?;
                     }
@@ -723,13 +723,33 @@ pub fn stamps_under(lake_dir: &Path, dataset: &str, folders: &[PathBuf]) -> Resu
         let dir = root.join(rel);
         if dir.is_dir() {
             walk_parquet(&dir, rel, &mut |entry, rel| {
-                stamps.push(stamp_of(&entry.path(), &rel, entry.metadata())?);
+                stamps.push(stamp_of(&entry.path(), &rel, metadata(entry))?);
                 Ok(())
             })?;
         }
     }
     stamps.sort();
     Ok(stamps)
+}
+
+/// Whether `entry` is a folder, a symbolic link to one included: DuckDB's globs follow links.
+fn is_dir(entry: &fs::DirEntry) -> Result<bool> {
+    let kind = entry.file_type()?;
+    Ok(match kind.is_symlink() {
+        true => fs::metadata(entry.path())
+            .with_context(|| format!("cannot follow the link {}", entry.path().display()))?
+            .is_dir(),
+        false => kind.is_dir(),
+    })
+}
+
+/// The metadata of `entry`, of the file a symbolic link points to (what readers read: a
+/// changed target is changed data) rather than of the link.
+fn metadata(entry: &fs::DirEntry) -> std::io::Result<fs::Metadata> {
+    match entry.file_type()?.is_symlink() {
+        true => fs::metadata(entry.path()),
+        false => entry.metadata(),
+    }
 }
 
 /// The stamp of `rel`, a file under `root`.

@@ -777,3 +777,92 @@ fn a_lake_model_made_a_view_and_back_with_the_same_sql_is_rebuilt_each_time() {
     p.ok(&["refresh", "--no-export", "--revalidate"]);
     assert_eq!(fingerprints(&p, &INCREMENTAL), rebuilt);
 }
+
+/// Lake layouts made by hand are read by an incremental refresh as the views' globs read
+/// them, or refused: a Parquet file in a sub-folder of a day (which `*/*.parquet` does not
+/// read) is left out of every model; a file that is a symbolic link is changed when its target
+/// is; a second folder of a day (`date=2024-1-5` beside `date=2024-01-05`, one partition to
+/// DuckDB) fails the refresh naming it, as reading just one of the two would lose rows.
+#[test]
+fn hand_made_lake_layouts_are_read_as_the_views_read_them_or_refused() {
+    let p = Project::new(2_000);
+    p.ok(&["refresh", "--no-export"]);
+    let days = partitions(&p);
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path, user: u32| {
+        conn.execute_batch(&format!(
+            "COPY (SELECT event_time, user_id % {user} + 1 AS user_id, team_id, event_name, properties
+                   FROM read_parquet('{}/*.parquet', hive_partitioning = false))
+             TO '{}' (FORMAT parquet)",
+            from.display(),
+            to.display()
+        ))
+        .unwrap();
+    };
+    let bronze_rows: i64 = p.warehouse_value("SELECT count(*) FROM bronze_events");
+
+    // A file one folder too deep: the bronze view does not read it, nor may the refresh.
+    let day = p.path(&format!("data/events/{}", days[3]));
+    std::fs::create_dir(day.join("sub")).unwrap();
+    copy(&day, &day.join("sub/extra.parquet"), 50);
+    refresh_and_compare(&p, "a file in a sub-folder", &INCREMENTAL);
+    let silver_rows: i64 = p.warehouse_value("SELECT count(*) FROM silver_events_validated");
+    assert_eq!(
+        silver_rows, bronze_rows,
+        "the sub-folder's rows are read by no view"
+    );
+    std::fs::remove_dir_all(day.join("sub")).unwrap();
+
+    // A symbolic link: its target rewritten (the link itself untouched) is a change.
+    let day = p.path(&format!("data/events/{}", days[5]));
+    let target = p.path("linked.parquet");
+    copy(&day, &target, 50);
+    for f in std::fs::read_dir(&day).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    std::os::unix::fs::symlink(&target, day.join("linked.parquet")).unwrap();
+    refresh_and_compare(&p, "a file linked", &INCREMENTAL);
+    let rewritten = p.path("rewritten.parquet");
+    copy(&day, &rewritten, 7);
+    std::fs::rename(&rewritten, &target).unwrap();
+    let out = refresh_and_compare(&p, "a linked file's target rewritten", &INCREMENTAL);
+    assert_eq!(
+        mode(&out, "silver_events_validated"),
+        "incremental (1 partitions)",
+        "{out}"
+    );
+
+    // A second folder of one day, written otherwise.
+    let (canonical, twin) = days
+        .iter()
+        .find_map(|d| {
+            let date =
+                chrono::NaiveDate::parse_from_str(d.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
+            let twin = format!("date={}", date.format("%Y-%-m-%-d"));
+            (twin != *d).then(|| (d.clone(), twin))
+        })
+        .expect("a day with a zero-padded month or day");
+    let twin_dir = p.path(&format!("data/events/{twin}"));
+    std::fs::create_dir(&twin_dir).unwrap();
+    copy(
+        &p.path(&format!("data/events/{canonical}")),
+        &twin_dir.join("extra.parquet"),
+        50,
+    );
+    let before = fingerprints(&p, &INCREMENTAL);
+    for args in [
+        &["refresh", "--no-export"][..],
+        &["refresh", "--no-export", "--revalidate"],
+    ] {
+        let out = p.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("events/{twin}")) && stderr.contains(&canonical),
+            "{args:?}: the error names both folders: {stderr}"
+        );
+    }
+    assert_eq!(fingerprints(&p, &INCREMENTAL), before, "nothing committed");
+    std::fs::remove_dir_all(&twin_dir).unwrap();
+    refresh_and_compare(&p, "the second folder removed", &INCREMENTAL);
+}

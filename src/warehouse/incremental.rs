@@ -374,8 +374,16 @@ fn narrowed_view(
     let (Some(found), None) = (found.next(), found.next()) else {
         return Ok(None);
     };
+    // The glob reads files exactly this many folders down; the listing has every file.
+    let depth = found[0].matches("*/").count();
+    let read: Vec<&FileStamp> = lake
+        .iter()
+        .filter(|f| f.path.matches('/').count() == depth)
+        .collect();
+    let dir = format!("{}{}", &found[1], spec.lake);
+    refuse_twin_folders(&read, types, spec, &dir, view)?;
     let wanted: BTreeSet<&Vec<String>> = partitions.iter().collect();
-    let files: Vec<String> = lake
+    let files: Vec<String> = read
         .iter()
         .filter(|f| partition_of(&f.path, &spec.partition).is_some_and(|p| wanted.contains(&p)))
         .map(|f| literal(&format!("{}{}/{}", &found[1], spec.lake, f.path)))
@@ -401,6 +409,60 @@ fn narrowed_view(
             tracing::debug!("{view} is read whole, its narrowed SQL binds as {other:?}");
             Ok(None)
         }
+    }
+}
+
+/// Refuses a folder of `files` whose partition value is not written as DuckDB writes that
+/// value of its column's type in `types` (`date=2024-1-5` for the DATE 2024-01-05): the
+/// view's glob reads it as that value, so a partition would have two folders, and reading
+/// just the changed folders would miss the other's rows. Dates and integers are checked;
+/// text is its own value.
+fn refuse_twin_folders(
+    files: &[&FileStamp],
+    types: &BTreeMap<String, String>,
+    spec: &IncrementalSpec,
+    dir: &str,
+    view: &str,
+) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for file in files {
+        let folder = file.path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        if !seen.insert(folder) {
+            continue;
+        }
+        for part in folder.split('/') {
+            let Some((column, value)) = part.split_once('=') else {
+                continue;
+            };
+            if !spec.partition.iter().any(|p| p == column) {
+                continue;
+            }
+            let Some(ty) = types.get(column) else {
+                continue;
+            };
+            if let Some(written) = canonical_value(value, ty).filter(|w| w != value) {
+                anyhow::bail!(
+                    "lake folder {dir}/{folder}: DuckDB reads its {column} as {written}, whose \
+                     folder is {column}={written}; {view} would take both folders as one \
+                     partition, and a refresh of one folder would miss the other's rows. Move \
+                     its files into {column}={written} (or rename it so)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How DuckDB writes a partition folder's `value` of type `ty`, for the types checked here
+/// (dates and integers), when `value` reads as one.
+fn canonical_value(value: &str, ty: &str) -> Option<String> {
+    match ty {
+        "DATE" => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.format("%Y-%m-%d").to_string()),
+        "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT" | "USMALLINT"
+        | "UINTEGER" | "UBIGINT" => value.trim().parse::<i128>().ok().map(|v| v.to_string()),
+        _ => None,
     }
 }
 
@@ -1228,4 +1290,34 @@ pub fn kept_count(model: &str) -> String {
         "(SELECT coalesce(sum(rows), 0)::BIGINT FROM {COUNTS} WHERE model = {})",
         literal(model)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_compared_as_duckdb_writes_them() {
+        assert_eq!(
+            canonical_value("2024-1-5", "DATE").as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(
+            canonical_value("2024-01-05", "DATE").as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(canonical_value("007", "BIGINT").as_deref(), Some("7"));
+        assert_eq!(canonical_value("+7", "INTEGER").as_deref(), Some("7"));
+        assert_eq!(canonical_value("-3", "INTEGER").as_deref(), Some("-3"));
+        assert_eq!(
+            canonical_value("2024-1-5", "VARCHAR"),
+            None,
+            "text is its own value"
+        );
+        assert_eq!(
+            canonical_value("soon", "DATE"),
+            None,
+            "left to DuckDB's own error"
+        );
+    }
 }
