@@ -269,6 +269,14 @@ fn flock(file: &std::fs::File, op: i32) {
 fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     let p = Project::new(2_000);
     p.ok(&["generate", "events"]);
+    p.ok(&["generate", "business-events", "--rows", "300"]);
+    p.write(
+        "warehouse.yaml",
+        &format!(
+            "{}sources:\n  business_events:\n    format: ndjson\n    path: raw/business_events\n",
+            p.read("warehouse.yaml")
+        ),
+    );
     let open_lock = || {
         std::fs::OpenOptions::new()
             .read(true)
@@ -281,7 +289,12 @@ fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     // refused at once, and say why.
     let reader = open_lock();
     flock(&reader, libc::LOCK_SH);
-    for command in [&["generate", "events"][..], &["refresh", "--no-export"]] {
+    // An ingest is refused before it reads a file: none is recorded as failed.
+    for command in [
+        &["generate", "events"][..],
+        &["refresh", "--no-export"],
+        &["ingest", "business_events"],
+    ] {
         let out = p.cmd(command).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(6), "{stderr}");
@@ -313,6 +326,14 @@ fn a_busy_lake_is_waited_for_or_refused_naming_who_holds_it() {
     drop(reader);
     assert!(writer.wait().unwrap().success());
     assert_eq!(rows(&p), 3_000);
+    p.ok(&["ingest", "business_events"]);
+    let manifest: String = p.warehouse_value(
+        "SELECT count(*) FILTER (WHERE status = 'failed') || ' failed, ' || count(*) FILTER (WHERE status = 'loaded') || ' loaded' FROM ingest_manifest",
+    );
+    assert!(
+        manifest.starts_with("0 failed, ") && !manifest.ends_with(" 0 loaded"),
+        "{manifest}"
+    );
 
     // A writer holding the lake (exclusive) is named by the pid and command it left there.
     let mut holder = open_lock();

@@ -159,6 +159,20 @@ fn empty_header_only_and_binary_files() {
     // The other files still loaded.
     assert_eq!(manifest(&p, "raw/w/d_good.csv"), (2, 2, 0, "loaded".into()));
     assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_w"), 2);
+
+    // The only file with rows emptied: its rows leave the lake, and the view over the lake,
+    // which would now fail on every read with "No files found", is dropped, saying so.
+    std::fs::remove_file(p.path("raw/w/c_binary.csv")).unwrap();
+    p.write("raw/w/d_good.csv", "");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no rows of w") && stderr.contains("bronze_w is dropped"),
+        "{stderr}"
+    );
+    let views: i64 =
+        p.warehouse_value("SELECT count(*) FROM duckdb_views() WHERE view_name = 'bronze_w'");
+    assert_eq!(views, 0);
 }
 
 #[test]

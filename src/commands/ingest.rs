@@ -5,6 +5,7 @@ use crate::cli::IngestArgs;
 use crate::db;
 use crate::error::Result;
 use crate::ingest::{self, FileReport, FileStatus};
+use crate::lake::LakeLock;
 
 pub fn run(project: &Project, args: &IngestArgs) -> Result<Outcome> {
     let names = if args.all {
@@ -23,6 +24,8 @@ pub fn ingest_sources(
     names: &[String],
     path: Option<&std::path::Path>,
 ) -> Result<Vec<FileReport>> {
+    // Taken before any file is read: a busy lake is said once, not as each file failing.
+    let lake = LakeLock::acquire(&project.lake_dir(), project.config.lake.lock_timeout())?;
     let conn = db::open_warehouse(
         &project.warehouse(),
         &project.config,
@@ -32,7 +35,7 @@ pub fn ingest_sources(
         conn: &conn,
         config: &project.config,
         root: &project.root,
-        lake_dir: &project.lake_dir(),
+        lake: &lake,
         progress: project.progress(),
     };
     let reports = ingest::ingest(&env, names, path)?;

@@ -31,6 +31,7 @@ use indicatif::ProgressBar;
 use crate::config::{Config, SourceConfig};
 use crate::db::{self, ident};
 use crate::error::Result;
+use crate::lake::LakeLock;
 use crate::progress::Progress;
 use validate::Column;
 
@@ -155,8 +156,16 @@ pub struct Env<'a> {
     pub conn: &'a Connection,
     pub config: &'a Config,
     pub root: &'a Path,
-    pub lake_dir: &'a Path,
+    /// Held for the whole run: no other writer publishes between reading the lake (the rows
+    /// a key replaces) and publishing, and a busy lake stops the run before any file is read.
+    pub lake: &'a LakeLock,
     pub progress: Progress,
+}
+
+impl Env<'_> {
+    fn lake_dir(&self) -> &Path {
+        self.lake.lake_dir()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +232,7 @@ pub fn ingest(env: &Env<'_>, names: &[String], path: Option<&Path>) -> Result<Ve
         &format!("ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}"),
     )?;
     let ingest_id = manifest::next_ingest_id(env.conn)?;
-    let incoming_root = env.lake_dir.join(".incoming");
+    let incoming_root = env.lake_dir().join(".incoming");
     // The warehouse file is open read-write, which DuckDB grants one process at a time,
     // so anything here is left over from a killed run.
     if incoming_root.exists() {
@@ -557,7 +566,7 @@ impl TableJob<'_> {
         let target = writer::Target {
             conn,
             config: self.env.config,
-            lake_dir: self.env.lake_dir,
+            lake: self.env.lake,
             dataset: self.dataset,
             layout: &layout,
             columns: &loaded.columns,
@@ -649,11 +658,30 @@ fn create_bronze_view(
     dataset: &str,
     declared: Option<&[Column]>,
 ) -> Result<()> {
-    if !crate::lake::has_files(env.lake_dir, dataset)? {
+    let bronze = BronzeView::of(source, dataset, declared);
+    if !crate::lake::has_files(env.lake_dir(), dataset)? {
+        // A view over no file fails when read ("No files found"), far from its cause.
+        let dropped: i64 = db::query_one(
+            env.conn,
+            &format!(
+                "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main' AND view_name = {}",
+                db::literal(&bronze.view)
+            ),
+        )?;
+        if dropped > 0 {
+            db::execute(env.conn, &format!("DROP VIEW {}", ident(&bronze.view)))?;
+            tracing::warn!(
+                "the lake holds no rows of {dataset} now (its files loaded none), so view {} is \
+                 dropped; models reading it fail until rows arrive",
+                bronze.view
+            );
+        }
         return Ok(());
     }
-    let lake_rel = env.lake_dir.strip_prefix(env.root).unwrap_or(env.lake_dir);
-    let bronze = BronzeView::of(source, dataset, declared);
+    let lake_rel = env
+        .lake_dir()
+        .strip_prefix(env.root)
+        .unwrap_or(env.lake_dir());
     let glob = crate::lake::dataset_glob(lake_rel, dataset, bronze.partitions.len());
     let hive_types: Vec<String> = bronze
         .partitions

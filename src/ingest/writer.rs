@@ -18,7 +18,7 @@ use super::SCRATCH;
 use crate::config::{Config, SourceConfig};
 use crate::db::{self, ident, literal, path_literal};
 use crate::error::Result;
-use crate::lake::{self, CopyOptions, Layout, StagedWrite};
+use crate::lake::{self, CopyOptions, LakeLock, Layout, StagedWrite};
 
 /// Column naming the source file of each row in keyed or fixed-file layouts.
 pub const SOURCE_FILE_COLUMN: &str = "_source_file";
@@ -56,7 +56,7 @@ pub fn layout(source: &SourceConfig) -> IngestLayout {
 pub struct Target<'a> {
     pub conn: &'a Connection,
     pub config: &'a Config,
-    pub lake_dir: &'a Path,
+    pub lake: &'a LakeLock,
     pub dataset: &'a str,
     pub layout: &'a IngestLayout,
     pub columns: &'a [Column],
@@ -67,12 +67,7 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// Publishes the incoming rows; returns how many lake rows lost to a row with the same key.
     pub fn write(&self, incoming: &Path, rows: u64) -> Result<u64> {
-        let staged = StagedWrite::begin(
-            self.lake_dir,
-            self.dataset,
-            &lake::run_id(),
-            self.config.lake.lock_timeout(),
-        )?;
+        let staged = StagedWrite::begin_locked(self.lake, self.dataset, &lake::run_id())?;
         let options = CopyOptions::of(&self.config.lake);
         if self.layout.merges() {
             let (replaced, affected) = self.merge(incoming, rows, &staged.dir, &options)?;
@@ -196,12 +191,12 @@ impl Target<'_> {
         };
         let keys = key.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ");
 
-        let existing = lake::list_files(self.lake_dir, self.dataset)?;
+        let existing = lake::list_files(self.lake.lake_dir(), self.dataset)?;
         let old = (!existing.is_empty()).then(|| {
             format!(
                 "read_parquet({}, hive_partitioning = true, hive_types_autocast = false, union_by_name = true)",
                 literal(&lake::dataset_glob(
-                    self.lake_dir,
+                    self.lake.lake_dir(),
                     self.dataset,
                     lake.partitions.len()
                 ))
