@@ -440,6 +440,36 @@ fn errors_name_the_source_path_and_format() {
         err.contains("warehouse.yaml") && err.contains("partition"),
         "{err}"
     );
+    // A misspelled type stops the run before any file is read, naming the key; a check that
+    // is not SQL fails its files, saying why without the kilobytes of generated SQL.
+    p.write("raw/c.csv", "id,amount\n1,5\n");
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: BANANA\n",
+    );
+    let err = p.fails(&["ingest", "c"]);
+    assert!(
+        err.contains("sources.c.columns.id: `BANANA` is not a DuckDB type"),
+        "{err}"
+    );
+    assert!(
+        !p.path("warehouse.duckdb").exists() || {
+            let tables: i64 = p.warehouse_value(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ingest_manifest'",
+            );
+            tables == 0 || p.warehouse_value::<i64>("SELECT count(*) FROM ingest_manifest") == 0
+        },
+        "no file recorded"
+    );
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: BIGINT\n    checks: [\"amount >== 0\"]\n",
+    );
+    let err = p.fails(&["ingest", "c"]);
+    assert!(
+        err.contains("raw/c.csv") && err.contains(">==") && !err.contains("--- SQL ---"),
+        "{err}"
+    );
     // Usage errors are exit 2 (clap).
     let (code, ..) = exit_code(&p, &["ingest"]);
     assert_eq!(code, 2);

@@ -220,6 +220,9 @@ pub fn ingest(env: &Env<'_>, names: &[String], path: Option<&Path>) -> Result<Ve
             Some(pairs) => Some(validate::parse_columns(pairs, name)?),
             None => None,
         };
+        if let Some(columns) = &columns {
+            validate::check_types(env.conn, name, columns)?;
+        }
         let configured = env.root.join(&source.path);
         let files =
             discover(path.unwrap_or(&configured)).with_context(|| format!("source `{name}`"))?;
@@ -490,8 +493,15 @@ impl TableJob<'_> {
                 })
             }
             Err(e) => {
-                let error = format!("{e:#}");
-                tracing::info!("{}: {error}", self.file.rel);
+                let whole = format!("{e:#}");
+                tracing::info!("{}: {whole}", self.file.rel);
+                // The manifest and the summary say why; the generated SQL (kilobytes, the
+                // same for every file of the source) is logged with -v.
+                let error = whole
+                    .split("\n--- SQL ---")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 manifest::record_failure(
                     conn,
                     self.ingest_id,

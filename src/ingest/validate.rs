@@ -2,6 +2,7 @@
 //! failure turned into a reason that names the column and the expected type or the check.
 
 use anyhow::bail;
+use duckdb::Connection;
 
 use crate::db::{ident, literal};
 use crate::error::Result;
@@ -53,6 +54,26 @@ pub fn parse_columns(pairs: &[(String, String)], source: &str) -> Result<Vec<Col
         });
     }
     Ok(columns)
+}
+
+/// Checks the types of a source's declared `columns` before any file is read: a misspelled
+/// type is one error naming the column, not a failure of every file in the manifest. (Keys,
+/// checks and partition expressions may name columns that are not declared, which only a
+/// file has: they are checked per file.)
+pub fn check_types(conn: &Connection, source: &str, columns: &[Column]) -> Result<()> {
+    for c in columns {
+        if let Err(e) = conn.prepare(&format!("SELECT CAST(NULL AS {})", c.ty)) {
+            // DuckDB's message without the statement it quotes back.
+            let e = e.to_string();
+            bail!(
+                "sources.{source}.columns.{}: `{}` is not a DuckDB type: {}",
+                c.name,
+                c.ty,
+                e.lines().next().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Whether rows can fail the contract after the reader typed them (NOT NULL or checks).
