@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     /// DuckDB memory limit such as 2GB (overrides engine.memory_limit).
     #[arg(long, global = true)]
     pub memory_limit: Option<String>,
-    /// Seconds to wait for the lake when another process holds it (overrides lake.lock_timeout_seconds).
+    /// Seconds to wait for the lake, or the warehouse file, when another process holds it (overrides lake.lock_timeout_seconds).
     #[arg(long, global = true, value_name = "SECONDS")]
     pub lock_timeout: Option<u64>,
     /// More log output (-v info, -vv debug: each SQL statement and its time, -vvv trace: the

@@ -21,16 +21,34 @@ pub fn open_warehouse(path: &Path, config: &Config, threads: usize) -> Result<Co
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut flags = base_config(config, threads)?;
-    let version = &config.engine.storage_compatibility_version;
-    if version != "latest" {
-        flags = flags
-            .with("storage_compatibility_version", version)
-            .with_context(|| {
-                format!("storage_compatibility_version `{version}` is not accepted by this DuckDB")
-            })?;
+    let flags = || -> Result<DuckConfig> {
+        let mut flags = base_config(config, threads)?;
+        let version = &config.engine.storage_compatibility_version;
+        if version != "latest" {
+            flags = flags
+                .with("storage_compatibility_version", version)
+                .with_context(|| {
+                    format!(
+                        "storage_compatibility_version `{version}` is not accepted by this DuckDB"
+                    )
+                })?;
+        }
+        Ok(flags)
+    };
+    // Held by another process: waited for as the lake is (`--lock-timeout`).
+    let timeout = config.lake.lock_timeout();
+    let started = std::time::Instant::now();
+    loop {
+        match open_file(path, flags()?) {
+            Err(e)
+                if started.elapsed() < timeout
+                    && matches!(e.downcast_ref(), Some(Error::WarehouseBusy { .. })) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
     }
-    open_file(path, flags)
 }
 
 /// Opens a database file; another process holding it is said plainly.

@@ -51,7 +51,7 @@ pub enum Error {
         waited: u64,
     },
 
-    #[error("{path} is open in another process (a running micro-wh, or a DuckDB CLI session holding it): close it and try again")]
+    #[error("{path} is open in another process (a running micro-wh, or a DuckDB CLI session holding it): close it and try again, or pass --lock-timeout SECONDS to wait for it")]
     WarehouseBusy { path: PathBuf },
 
     /// DuckDB's message is shown once: it is not also a `source` in the error chain.

@@ -576,6 +576,21 @@ fn exit_codes_tell_failures_apart() {
     assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(stderr.contains("is open in another process"), "{stderr}");
     drop(holder);
+    // With --lock-timeout it waits for the file, and goes on once the holder lets go.
+    let holder = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+    let mut waiting = std::process::Command::new(assert_cmd::cargo::cargo_bin("micro-wh"))
+        .current_dir(p.dir.path())
+        .args(["-q", "--lock-timeout", "60", "refresh", "--no-export"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the refresh waits while the warehouse is held"
+    );
+    drop(holder);
+    assert!(waiting.wait().unwrap().success());
     // A failing data test.
     p.write(
         "sql/models/events/models.yaml",
