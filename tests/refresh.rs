@@ -473,6 +473,14 @@ fn sql_command_queries_the_warehouse() {
     assert!(out.contains("| n") && out.contains("3000"), "{out}");
     let err = p.fails(&["sql", "SELECT * FROM nowhere"]);
     assert!(err.contains("nowhere"), "{err}");
+    // A script's error names the file and says DuckDB's message once, nothing after it.
+    p.write("bad.sql", "SELECT 1;\nSELEC 2;\n");
+    let err = p.fails(&["sql", "-f", "bad.sql"]);
+    assert!(
+        err.contains("bad.sql failed: Parser Error") && err.contains("SELEC 2"),
+        "{err}"
+    );
+    assert!(!err.contains("error code"), "{err}");
 }
 
 #[test]

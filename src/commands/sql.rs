@@ -30,8 +30,9 @@ pub fn run(project: &Project, args: &SqlArgs) -> Result<Outcome> {
         let script = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         // The error names the file; repeating a whole script after it would bury the message.
+        // DuckDB's message is the error itself (its code, "Unknown error code", says nothing).
         conn.execute_batch(&script)
-            .with_context(|| format!("script {} failed", file.display()))?;
+            .map_err(|e| anyhow::anyhow!("script {} failed: {e}", file.display()))?;
         return Ok(Outcome::Success);
     }
     let query = args.query.as_deref().unwrap_or_default();
