@@ -175,6 +175,36 @@ fn empty_header_only_and_binary_files() {
     assert_eq!(views, 0);
 }
 
+/// A line that is not UTF-8 is quarantined as the file has it, only its invalid bytes
+/// replaced, and a rejected line's text is the line alone, whatever the line ends.
+#[test]
+fn quarantined_lines_keep_their_text_in_lf_and_crlf_files() {
+    for end in ["\n", "\r\n"] {
+        let p = Project::empty();
+        p.write(
+            "warehouse.yaml",
+            "sources:\n  w:\n    format: csv\n    path: raw/w.csv\n    columns:\n      a: VARCHAR\n      b: BIGINT\n",
+        );
+        let lines: [&[u8]; 5] = [b"a,b", b"ok,1", b"\xe9LGA,2", b"x,notanumber", b"z\xff,4"];
+        let mut bytes = Vec::new();
+        for line in lines {
+            bytes.extend_from_slice(line);
+            bytes.extend_from_slice(end.as_bytes());
+        }
+        std::fs::create_dir_all(p.path("raw")).unwrap();
+        std::fs::write(p.path("raw/w.csv"), bytes).unwrap();
+        let (code, ..) = exit_code(&p, &["ingest", "w"]);
+        assert_eq!(code, 3, "rows quarantined");
+        let raw: String = p.warehouse_value(
+            "SELECT string_agg(line || ':' || raw, '|' ORDER BY line) FROM ingest_quarantine",
+        );
+        assert_eq!(
+            raw, "3:\u{fffd}LGA,2|4:x,notanumber|5:z\u{fffd},4",
+            "{end:?} line ends"
+        );
+    }
+}
+
 #[test]
 fn ndjson_lines_are_typed_checked_and_quarantined_by_line() {
     let p = Project::empty();

@@ -81,18 +81,20 @@ impl Format for Csv {
         db::execute(conn, "SET preserve_insertion_order = false")?;
         let loaded = loaded?;
 
-        // One quarantine row per rejected line, every error of the line in its reason.
+        // One quarantine row per rejected line, every error of the line in its reason. (In a
+        // CRLF file DuckDB's text of a line begins with the LF of the line before.)
         db::execute(
             conn,
             &format!(
                 "INSERT INTO {QUARANTINE}
-                 SELECT line, any_value(csv_line),
+                 SELECT line, ltrim(any_value(csv_line), chr(10)),
                         string_agg(CASE WHEN error_type = 'CAST'
                                         THEN 'column ' || column_name || ': ' || regexp_replace(error_message, '^Error when converting column \"[^\"]*\"\\. ', '')
                                         ELSE lower(error_type) || ': ' || error_message END, '; ' ORDER BY column_idx)
                  FROM temp.{rejects} GROUP BY line"
             ),
         )?;
+        keep_invalid_lines(job, rejects)?;
         let rejected_lines: BTreeSet<u64> = {
             let mut stmt = db::prepare(conn, &format!("SELECT DISTINCT line FROM temp.{rejects}"))?;
             stmt.query_map([], |r| r.get::<_, i64>(0))?
@@ -282,6 +284,53 @@ fn locate(
         }
     }
     Ok(found)
+}
+
+/// Lines DuckDB rejected as invalid UTF-8 are quarantined as the file has them, only the
+/// invalid bytes replaced (U+FFFD): DuckDB's own text of such a line replaces more than those
+/// bytes (`\xe9LGA` became `??GA`, the `L` lost), so the line is read again from the file.
+fn keep_invalid_lines(job: &LoadJob<'_>, rejects: &str) -> Result<()> {
+    let lines: Vec<(i64, i64)> = db::query_rows(
+        job.conn,
+        &format!(
+            "SELECT DISTINCT line, line_byte_position FROM temp.{rejects}
+             WHERE error_type = 'INVALID ENCODING' AND line_byte_position IS NOT NULL"
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let file = std::fs::File::open(job.file)
+        .with_context(|| format!("cannot open {}", job.file.display()))?;
+    let mut file = std::io::BufReader::new(file);
+    for (line, position) in lines {
+        // DuckDB's position is the line's first byte after a CRLF but the one after it after
+        // a lone LF: the line starts right after the newline just before it.
+        let position = position as u64;
+        let before = position.saturating_sub(2);
+        let mut head = vec![0u8; (position - before) as usize];
+        file.seek(SeekFrom::Start(before))?;
+        file.read_exact(&mut head)
+            .with_context(|| format!("cannot read {}", job.file.display()))?;
+        let start = match head.iter().rposition(|&b| b == b'\n') {
+            Some(i) => before + i as u64 + 1,
+            None => position,
+        };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(start))?;
+        std::io::BufRead::read_until(&mut file, b'\n', &mut bytes)
+            .with_context(|| format!("cannot read {}", job.file.display()))?;
+        let text = String::from_utf8_lossy(super::chunks::trim_newline(&bytes)).into_owned();
+        job.conn
+            .execute(
+                &format!("UPDATE {QUARANTINE} SET raw = ? WHERE line = ?"),
+                params![text, line],
+            )
+            .with_context(|| format!("cannot quarantine line {line} of {}", job.file.display()))?;
+    }
+    Ok(())
 }
 
 /// Offset of the first NUL byte in the first 64 KiB: text formats never contain one.
