@@ -95,3 +95,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     exit::ERROR
 }
+
+/// The error's chain as `{:#}` shows it, with each failed statement's DuckDB message but not
+/// the statement: for a record that repeats per file (the same generated SQL each time).
+pub fn without_sql(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|layer| match layer.downcast_ref::<Error>() {
+            Some(Error::Sql { cause, .. }) => format!("SQL failed: {cause}"),
+            _ => layer.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -493,15 +493,10 @@ impl TableJob<'_> {
                 })
             }
             Err(e) => {
-                let whole = format!("{e:#}");
-                tracing::info!("{}: {whole}", self.file.rel);
+                tracing::info!("{}: {e:#}", self.file.rel);
                 // The manifest and the summary say why; the generated SQL (kilobytes, the
                 // same for every file of the source) is logged with -v.
-                let error = whole
-                    .split("\n--- SQL ---")
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
+                let error = crate::error::without_sql(&e);
                 manifest::record_failure(
                     conn,
                     self.ingest_id,
