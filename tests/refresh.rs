@@ -124,6 +124,124 @@ fn each_refresh_appends_gold_history_and_applies_versioned_files_once() {
     );
 }
 
+/// Gold history keeps row versions: refreshes that change nothing add no rows, an appended day
+/// adds the rows it changed, and every refresh's rows still read back whole from
+/// `<gold>_history`, also after a history table of full copies (as earlier versions kept it)
+/// was converted.
+#[test]
+fn gold_history_grows_with_changes_and_reads_back_every_refresh() {
+    let p = Project::new(6_000);
+    p.write(
+        "late.yaml",
+        "generate:\n  events:\n    rows: 300\n    start: \"2024-06-01 00:00:00\"\n    end: \"2024-06-01 23:59:59\"\nengine:\n  memory_limit: 1GB\n",
+    );
+    let exec = |sql: &str| {
+        let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+        conn.execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    // Each refresh's rows, as the table was right after it.
+    let snapshot = |id: i64| {
+        for table in GOLD {
+            exec(&format!(
+                "CREATE OR REPLACE TABLE seen_{id}_{table} AS SELECT * FROM {table}"
+            ));
+        }
+    };
+    let differing = |id: i64, table: &str| -> i64 {
+        p.warehouse_value(&format!(
+            "SELECT (SELECT count(*) FROM (SELECT * EXCLUDE (refresh_id) FROM {table}_history WHERE refresh_id = {id} \
+                                          EXCEPT ALL SELECT * FROM seen_{id}_{table})) \
+                  + (SELECT count(*) FROM (SELECT * FROM seen_{id}_{table} \
+                                          EXCEPT ALL SELECT * EXCLUDE (refresh_id) FROM {table}_history WHERE refresh_id = {id}))"
+        ))
+    };
+    let versions =
+        |table: &str| p.warehouse_value::<i64>(&format!("SELECT count(*) FROM {table}_versions"));
+
+    p.ok(&["refresh"]);
+    snapshot(1);
+    p.ok(&["refresh"]);
+    snapshot(2);
+    for table in GOLD {
+        let rows: i64 = p.warehouse_value(&format!("SELECT count(*) FROM {table}"));
+        assert!(rows > 0, "{table}");
+        assert_eq!(
+            versions(table),
+            rows,
+            "{table}: a refresh that changed nothing adds no versions"
+        );
+    }
+    p.ok(&[
+        "--config",
+        "late.yaml",
+        "generate",
+        "events",
+        "--mode",
+        "append",
+        "--seed",
+        "5",
+    ]);
+    let out = p.ok(&["refresh"]);
+    assert!(out.contains("incremental (1 partitions)"), "{out}");
+    snapshot(3);
+    // The appended day is a new date and a new week: it adds rows and closes none.
+    let added: i64 =
+        p.warehouse_value("SELECT count(*) FROM gold_event_mix_versions WHERE valid_from = 3");
+    let day_rows: i64 =
+        p.warehouse_value("SELECT count(*) FROM gold_event_mix WHERE date = DATE '2024-06-01'");
+    assert!(day_rows > 0);
+    assert_eq!(added, day_rows, "only the changed rows are new versions");
+    for id in 1..=3 {
+        for table in GOLD {
+            assert_eq!(differing(id, table), 0, "{table} at refresh {id}");
+        }
+    }
+
+    // The same history as full copies, as an earlier micro-wh kept it: converted on the next
+    // refresh, which a changed day (a second append into it) makes close some rows.
+    for table in GOLD {
+        exec(&format!(
+            "CREATE TABLE copies AS SELECT * FROM {table}_history;
+             DROP VIEW {table}_history;
+             DROP TABLE {table}_versions;
+             DELETE FROM micro_wh_history_refreshes WHERE model = '{table}';
+             ALTER TABLE copies RENAME TO {table}_history;"
+        ));
+    }
+    p.ok(&[
+        "--config",
+        "late.yaml",
+        "generate",
+        "events",
+        "--mode",
+        "append",
+        "--seed",
+        "6",
+    ]);
+    p.ok(&["refresh"]);
+    snapshot(4);
+    let closed: i64 =
+        p.warehouse_value("SELECT count(*) FROM gold_event_mix_versions WHERE valid_to = 4");
+    assert!(
+        closed > 0,
+        "the rewritten day's previous rows are closed at refresh 4"
+    );
+    for id in 1..=4 {
+        for table in GOLD {
+            assert_eq!(
+                differing(id, table),
+                0,
+                "{table} at refresh {id}, after conversion"
+            );
+        }
+    }
+    let kind: String = p.warehouse_value(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'gold_event_mix_history'",
+    );
+    assert_eq!(kind, "VIEW");
+}
+
 #[test]
 fn invalid_rows_are_rejected_with_a_reason_not_dropped() {
     let p = Project::new(3_000);

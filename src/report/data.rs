@@ -537,12 +537,12 @@ fn business(conn: &Connection, has: &dyn Fn(&str) -> bool) -> Result<Option<Busi
     Ok(daily.map(|daily| Business { daily, categories }))
 }
 
-/// Gold tables: `gold_*`, without their `_history`.
+/// Gold tables: `gold_*`, without their history.
 fn gold_tables(conn: &Connection, tables: &BTreeSet<String>) -> Result<Vec<GoldTable>> {
     let mut out = Vec::new();
     for name in tables
         .iter()
-        .filter(|t| t.starts_with("gold_") && !t.ends_with(&crate::warehouse::history_table("")))
+        .filter(|t| t.starts_with("gold_") && !crate::warehouse::history::is_history(t))
     {
         let table = ident(name);
         let columns: Vec<(String, String)> = rows(

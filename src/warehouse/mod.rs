@@ -2,6 +2,7 @@
 
 pub mod data_tests;
 pub mod export;
+pub mod history;
 pub mod incremental;
 pub mod lake_model;
 pub mod migrations;
@@ -42,7 +43,9 @@ pub fn ensure_bookkeeping(conn: &Connection) -> Result<()> {
                 passed BOOLEAN NOT NULL,
                 failing_rows BIGINT NOT NULL,
                 detail VARCHAR
-            );"
+            );
+            CREATE TABLE IF NOT EXISTS {refreshes} (model VARCHAR NOT NULL, refresh_id BIGINT NOT NULL);",
+            refreshes = history::REFRESHES
         ),
     )?;
     Ok(())
@@ -73,9 +76,4 @@ pub fn exports_finished(conn: &Connection, files: &[std::path::PathBuf]) -> Resu
         )?;
     }
     Ok(id)
-}
-
-/// Name of the table keeping every refresh's rows of a gold model.
-pub fn history_table(model: &str) -> String {
-    format!("{model}_history")
 }

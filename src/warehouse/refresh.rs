@@ -14,7 +14,7 @@ use super::lake_model::{self, LakeTarget};
 use super::migrations::{self, AppliedMigration, Migration};
 use super::models::{self, Layer, Materialized, Model};
 use super::template::Vars;
-use super::{ensure_bookkeeping, export, history_table, REFRESH_LOG, TEST_RESULTS};
+use super::{ensure_bookkeeping, export, history, REFRESH_LOG, TEST_RESULTS};
 use crate::config::{Config, ExportFormat};
 use crate::db::{self, ident};
 use crate::error::{Error, Result};
@@ -298,6 +298,8 @@ fn build_and_test(
     let mut forced_groups = std::collections::BTreeSet::new();
     // The models whose row counts this refresh keeps per partition (and has brought up to date).
     let mut kept = std::collections::BTreeSet::new();
+    // Models left as they were: their history has nothing new.
+    let mut left_as_is = std::collections::BTreeSet::new();
     let mut copies = incremental::Copies::default();
     // Each model changes only its own name's kind, after it was looked up here.
     let kinds = db::relation_kinds(conn)?;
@@ -435,6 +437,9 @@ fn build_and_test(
             .filter_map(|m| m.incremental.as_ref()?.source.as_deref())
             .collect();
         copies.release(conn, |m| sources.contains(m))?;
+        if mode == Mode::Unchanged {
+            left_as_is.insert(model.name.clone());
+        }
         report.models.push(ModelRun {
             name: model.name.clone(),
             mode: mode.to_string(),
@@ -449,21 +454,13 @@ fn build_and_test(
     }
     bar.set_message("gold history");
     for model in models.iter().filter(|m| m.is_gold()) {
-        let (history, table) = (ident(&history_table(&model.name)), ident(&model.name));
-        db::execute(
+        history::record(
             conn,
-            &format!(
-                "CREATE TABLE IF NOT EXISTS {history} AS SELECT CAST(NULL AS BIGINT) AS refresh_id, * FROM {table} LIMIT 0;
-                 INSERT INTO {history} BY NAME SELECT {id} AS refresh_id, * FROM {table};",
-                id = report.id
-            ),
-        )
-        .map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "cannot append {} to {history}: if the model's columns changed, rename or drop the history table",
-                model.name
-            ))
-        })?;
+            &model.name,
+            report.id,
+            &kinds,
+            !left_as_is.contains(&model.name),
+        )?;
     }
     bar.inc(1);
     Ok(staged)
