@@ -865,4 +865,86 @@ fn hand_made_lake_layouts_are_read_as_the_views_read_them_or_refused() {
     assert_eq!(fingerprints(&p, &INCREMENTAL), before, "nothing committed");
     std::fs::remove_dir_all(&twin_dir).unwrap();
     refresh_and_compare(&p, "the second folder removed", &INCREMENTAL);
+
+    // The folder DuckDB writes for a NULL partition value, which it reads back as NULL: its
+    // arrival rebuilds the models following the lake whole; later changes elsewhere stay
+    // incremental and still read its rows.
+    let null_dir = p.path("data/events/date=__HIVE_DEFAULT_PARTITION__");
+    std::fs::create_dir(&null_dir).unwrap();
+    copy(
+        &p.path(&format!("data/events/{}", days[1])),
+        &null_dir.join("x.parquet"),
+        50,
+    );
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("date=__HIVE_DEFAULT_PARTITION__/x.parquet changed")
+            && stderr.contains("rebuilt whole"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(mode(&stdout, "silver_events_validated"), "full", "{stdout}");
+    let rejected: i64 = p.warehouse_value(
+        "SELECT count(*) FROM silver_events_rejected WHERE date IS NULL \
+         AND reject_reason = 'date partition does not match event_time'",
+    );
+    assert!(rejected > 0, "the NULL folder's rows are read and rejected");
+    refresh_and_compare(&p, "a NULL date folder", &INCREMENTAL);
+    let day = p.path(&format!("data/events/{}", days[2]));
+    copy(&day, &day.join("more.parquet"), 9);
+    let out = refresh_and_compare(&p, "a day changed beside the NULL folder", &INCREMENTAL);
+    assert_eq!(
+        mode(&out, "gold_weekly_active_teams"),
+        "incremental (1 partitions)",
+        "{out}"
+    );
+}
+
+/// A source partitioned by a text column with NULLs: their rows go to the NULL folder, and
+/// each refresh equals a full rebuild, whether the NULL folder or another one changed.
+#[test]
+fn a_null_partition_of_an_ingested_source_is_refreshed_like_the_others() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  events:\n    format: csv\n    path: raw\n    columns:\n      id: VARCHAR NOT NULL\n      kind: VARCHAR\n    partition_by: [kind]\n",
+    );
+    p.write(
+        "sql/models/events/models.yaml",
+        "models:\n  - name: silver_kinds\n    layer: silver\n    materialized: view\n    incremental: {lake: events, partition: kind}\n    tests:\n      - not_null: [id]\n  - name: gold_kinds\n    layer: gold\n    materialized: incremental\n    incremental: {lake: events, partition: kind}\n    tests:\n      - unique: [kind]\n",
+    );
+    p.write(
+        "sql/models/events/silver_kinds.sql",
+        "SELECT * FROM bronze_events\n",
+    );
+    p.write(
+        "sql/models/events/gold_kinds.sql",
+        "SELECT kind, count(*) AS n, string_agg(id, ',' ORDER BY id) AS ids FROM silver_kinds GROUP BY kind\n",
+    );
+    let models = ["silver_kinds", "gold_kinds"];
+    let gold = |p: &Project| -> String {
+        p.warehouse_value("SELECT string_agg(coalesce(kind, '∅') || '=' || ids, ' ' ORDER BY kind NULLS FIRST) FROM gold_kinds")
+    };
+    p.write("raw/1.csv", "id,kind\n1,a\n2,\n3,b\n");
+    p.ok(&["ingest", "events"]);
+    assert!(p
+        .path("data/events/kind=__HIVE_DEFAULT_PARTITION__")
+        .is_dir());
+    refresh_and_compare(&p, "first load", &models);
+    assert_eq!(gold(&p), "∅=2 a=1 b=3");
+    p.write("raw/2.csv", "id,kind\n4,\n5,a\n");
+    p.ok(&["ingest", "events"]);
+    refresh_and_compare(&p, "the NULL folder changed", &models);
+    assert_eq!(gold(&p), "∅=2,4 a=1,5 b=3");
+    p.write("raw/3.csv", "id,kind\n6,b\n");
+    p.ok(&["ingest", "events"]);
+    let out = refresh_and_compare(&p, "another folder changed", &models);
+    assert_eq!(
+        mode(&out, "gold_kinds"),
+        "incremental (1 partitions)",
+        "{out}"
+    );
+    assert_eq!(gold(&p), "∅=2,4 a=1,5 b=3,6");
 }
