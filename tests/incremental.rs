@@ -220,16 +220,7 @@ fn row_tests_on_changed_partitions_fail_the_refresh() {
     let out = p.ok(&["refresh", "--no-export"]);
     assert_eq!(mode(&out, "silver_events"), "unchanged");
 
-    p.ok(&[
-        "--config",
-        "late.yaml",
-        "generate",
-        "events",
-        "--mode",
-        "append",
-        "--seed",
-        "3",
-    ]);
+    p.append_events("late.yaml", "3");
     let run = p.cmd(&["refresh", "--no-export"]).output().unwrap();
     assert_eq!(
         run.status.code(),

@@ -172,16 +172,7 @@ fn gold_history_grows_with_changes_and_reads_back_every_refresh() {
             "{table}: a refresh that changed nothing adds no versions"
         );
     }
-    p.ok(&[
-        "--config",
-        "late.yaml",
-        "generate",
-        "events",
-        "--mode",
-        "append",
-        "--seed",
-        "5",
-    ]);
+    p.append_events("late.yaml", "5");
     let out = p.ok(&["refresh"]);
     assert!(out.contains("incremental (1 partitions)"), "{out}");
     snapshot(3);
@@ -209,16 +200,7 @@ fn gold_history_grows_with_changes_and_reads_back_every_refresh() {
              ALTER TABLE copies RENAME TO {table}_history;"
         ));
     }
-    p.ok(&[
-        "--config",
-        "late.yaml",
-        "generate",
-        "events",
-        "--mode",
-        "append",
-        "--seed",
-        "6",
-    ]);
+    p.append_events("late.yaml", "6");
     p.ok(&["refresh"]);
     snapshot(4);
     let closed: i64 =

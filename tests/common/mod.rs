@@ -96,6 +96,13 @@ impl Project {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Appends events generated with the config file `config` (a day, say) and `seed`.
+    pub fn append_events(&self, config: &str, seed: &str) -> String {
+        self.ok(&[
+            "--config", config, "generate", "events", "--mode", "append", "--seed", seed,
+        ])
+    }
+
     /// Runs micro-wh, asserts failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();
