@@ -222,6 +222,41 @@ fn gold_history_grows_with_changes_and_reads_back_every_refresh() {
         "SELECT table_type FROM information_schema.tables WHERE table_name = 'gold_event_mix_history'",
     );
     assert_eq!(kind, "VIEW");
+
+    // A column whose type changed, or an old table with a column the model lacks, cannot be
+    // recorded: the refresh says which table to rename or drop, and keeps its rows.
+    let sql = p.read("sql/models/events/gold_daily_active_users.sql");
+    p.write(
+        "sql/models/events/gold_daily_active_users.sql",
+        &sql.replace(
+            "count(DISTINCT user_id) AS dau",
+            "count(DISTINCT user_id) * 2.0 AS dau",
+        ),
+    );
+    let before = versions("gold_daily_active_users");
+    let stderr = p.fails(&["refresh"]);
+    assert!(
+        stderr.contains("gold_daily_active_users_versions has the columns (date DATE, dau BIGINT)")
+            && stderr.contains("rename or drop that table"),
+        "{stderr}"
+    );
+    assert_eq!(versions("gold_daily_active_users"), before);
+    p.write("sql/models/events/gold_daily_active_users.sql", &sql);
+    exec(
+        "CREATE TABLE copies AS SELECT *, 'kept' AS legacy FROM gold_event_mix_history;
+         DROP VIEW gold_event_mix_history;
+         DROP TABLE gold_event_mix_versions;
+         ALTER TABLE copies RENAME TO gold_event_mix_history;",
+    );
+    let stderr = p.fails(&["refresh"]);
+    assert!(
+        stderr.contains("gold_event_mix_history has the columns")
+            && stderr.contains("legacy VARCHAR"),
+        "{stderr}"
+    );
+    let kept: i64 =
+        p.warehouse_value("SELECT count(*) FROM gold_event_mix_history WHERE legacy = 'kept'");
+    assert!(kept > 0, "the old table is kept");
 }
 
 #[test]

@@ -46,14 +46,7 @@ pub fn record(
     rebuilt: bool,
 ) -> Result<()> {
     let (view, versions) = (history_view(model), versions_table(model));
-    let columns = || -> Result<Vec<String>> {
-        Ok(
-            db::describe(conn, &format!("SELECT * FROM {}", ident(model)))?
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect(),
-        )
-    };
+    let columns = || db::describe(conn, &format!("SELECT * FROM {}", ident(model)));
     let kind = |name: &str| kinds.get(name).map(String::as_str);
     let mut compare = rebuilt;
     if kind(&view) == Some("BASE TABLE") {
@@ -105,7 +98,21 @@ fn create_view(conn: &Connection, model: &str) -> Result<()> {
 /// Closes the open versions of rows no longer in `model` and opens versions of its new rows,
 /// as of refresh `id`: per distinct row, the difference between its copies in the table and
 /// its open versions.
-fn apply_changes(conn: &Connection, model: &str, columns: &[String], id: i64) -> Result<()> {
+fn apply_changes(
+    conn: &Connection,
+    model: &str,
+    typed: &[(String, String)],
+    id: i64,
+) -> Result<()> {
+    same_columns(
+        conn,
+        typed,
+        &versions_table(model),
+        "valid_from, valid_to",
+        "rename or drop that table",
+    )?;
+    let columns = names(typed);
+    let columns = columns.as_slice();
     let versions = ident(&versions_table(model));
     let cols = list(columns, "");
     // NULL is a value like any other here, as GROUP BY sees it.
@@ -151,7 +158,18 @@ fn apply_changes(conn: &Connection, model: &str, columns: &[String], id: i64) ->
 
 /// Turns a history table holding a full copy of the model per refresh into versions: each
 /// copy of a row is a version for each run of consecutive recorded refreshes that had it.
-fn convert(conn: &Connection, model: &str, columns: &[String]) -> Result<()> {
+fn convert(conn: &Connection, model: &str, typed: &[(String, String)]) -> Result<()> {
+    // Columns the model no longer has would be lost with the table, and a type changed
+    // would cast its values: both are the user's to settle.
+    same_columns(
+        conn,
+        typed,
+        &history_view(model),
+        "refresh_id",
+        "rename or drop the history table",
+    )?;
+    let columns = names(typed);
+    let columns = columns.as_slice();
     let (old, versions) = (ident(&history_view(model)), ident(&versions_table(model)));
     let cols = list(columns, "");
     db::execute(
@@ -192,6 +210,40 @@ fn convert(conn: &Connection, model: &str, columns: &[String]) -> Result<()> {
             versions_table(model)
         ))
     })
+}
+
+/// Refuses `table` (less its own columns `own`) when its columns, names and types in order,
+/// are not the model's `typed`: versions of other columns cannot record the model's rows.
+fn same_columns(
+    conn: &Connection,
+    typed: &[(String, String)],
+    table: &str,
+    own: &str,
+    what_to_do: &str,
+) -> Result<()> {
+    let kept = db::describe(
+        conn,
+        &format!("SELECT * EXCLUDE ({own}) FROM {}", ident(table)),
+    )?;
+    if kept != typed {
+        let show = |c: &[(String, String)]| {
+            c.iter()
+                .map(|(n, t)| format!("{n} {t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        anyhow::bail!(
+            "{table} has the columns ({}), the gold model now ({}): the model's columns \
+             changed; {what_to_do} (its rows are kept until you do)",
+            show(&kept),
+            show(typed)
+        );
+    }
+    Ok(())
+}
+
+fn names(typed: &[(String, String)]) -> Vec<String> {
+    typed.iter().map(|(n, _)| n.clone()).collect()
 }
 
 fn list(columns: &[String], prefix: &str) -> String {
