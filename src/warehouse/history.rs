@@ -9,10 +9,11 @@
 //! rows, where a copy of the whole table per refresh grew the warehouse by the table each hour.
 //! Rows are a multiset: identical rows are versioned copy by copy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use duckdb::Connection;
 
+use super::REFRESH_LOG;
 use crate::db::{self, ident, literal};
 use crate::error::Result;
 
@@ -34,47 +35,97 @@ pub fn is_history(name: &str) -> bool {
     name.ends_with(&history_view("")) || name.ends_with(&versions_table(""))
 }
 
-/// Records refresh `id`'s rows of gold `model`. `kinds` says what the warehouse's names are
-/// (`VIEW`, `BASE TABLE`) at the start of the refresh; `rebuilt` is false when the model was
-/// left unchanged, whose rows are then those its open versions hold. A `<gold>_history` table
-/// of an earlier micro-wh (a full copy per refresh) is turned into versions first.
-pub fn record(
-    conn: &Connection,
-    model: &str,
+/// What a refresh changed of a gold model's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Nothing: its rows are those its open versions hold.
+    Nothing,
+    /// Only rows meeting this condition (SQL over its columns) were replaced.
+    Within(String),
+    /// Any row may have changed (rebuilt whole).
+    Anything,
+}
+
+/// Records a refresh's rows of its gold models.
+pub struct Recorder<'a> {
+    conn: &'a Connection,
+    /// The refresh.
     id: i64,
-    kinds: &BTreeMap<String, String>,
-    rebuilt: bool,
-) -> Result<()> {
-    let (view, versions) = (history_view(model), versions_table(model));
-    let columns = || db::describe(conn, &format!("SELECT * FROM {}", ident(model)));
-    let kind = |name: &str| kinds.get(name).map(String::as_str);
-    let mut compare = rebuilt;
-    if kind(&view) == Some("BASE TABLE") {
-        convert(conn, model, &columns()?)?;
-        compare = true;
-    } else if kind(&versions).is_none() {
-        db::execute(
+    /// What the warehouse's names are (`VIEW`, `BASE TABLE`) at the start of the refresh.
+    kinds: &'a BTreeMap<String, String>,
+    /// The models the last committed refresh recorded: only their open versions hold the rows
+    /// they had before this refresh (one refreshed while it was no gold model, say, changed
+    /// unrecorded).
+    recorded_last: BTreeSet<String>,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(
+        conn: &'a Connection,
+        id: i64,
+        kinds: &'a BTreeMap<String, String>,
+    ) -> Result<Recorder<'a>> {
+        let recorded_last = db::query_rows(
             conn,
             &format!(
-                "CREATE TABLE IF NOT EXISTS {} AS SELECT CAST(NULL AS BIGINT) AS valid_from, \
-                 CAST(NULL AS BIGINT) AS valid_to, * FROM {} LIMIT 0",
-                ident(&versions),
-                ident(model)
+                "SELECT model FROM {REFRESHES} WHERE refresh_id = \
+                 (SELECT max(id) FROM {REFRESH_LOG} WHERE status IN ('committed', 'succeeded', 'exports_failed'))"
             ),
+            [],
+            |r| r.get(0),
         )?;
-        compare = true;
+        Ok(Recorder {
+            conn,
+            id,
+            kinds,
+            recorded_last: recorded_last.into_iter().collect(),
+        })
     }
-    if kind(&view) != Some("VIEW") {
-        create_view(conn, model)?;
+
+    /// Records the refresh's rows of gold `model`, of which it changed `changed`: all it
+    /// compares with the open versions when those are the rows the model had before, so the
+    /// cost does not grow with the gold table. A `<gold>_history` table of an earlier micro-wh
+    /// (a full copy per refresh) is turned into versions first.
+    pub fn record(&self, model: &str, changed: Changed) -> Result<()> {
+        let (conn, id) = (self.conn, self.id);
+        let (view, versions) = (history_view(model), versions_table(model));
+        let columns = || db::describe(conn, &format!("SELECT * FROM {}", ident(model)));
+        let kind = |name: &str| self.kinds.get(name).map(String::as_str);
+        // What the open versions are compared over: nothing, the rows meeting a condition,
+        // or every row.
+        let mut compare = match changed {
+            Changed::Anything => Some(None),
+            _ if !self.recorded_last.contains(model) => Some(None),
+            Changed::Nothing => None,
+            Changed::Within(condition) => Some(Some(condition)),
+        };
+        if kind(&view) == Some("BASE TABLE") {
+            convert(conn, model, &columns()?)?;
+            compare = Some(None);
+        } else if kind(&versions).is_none() {
+            db::execute(
+                conn,
+                &format!(
+                    "CREATE TABLE IF NOT EXISTS {} AS SELECT CAST(NULL AS BIGINT) AS valid_from, \
+                     CAST(NULL AS BIGINT) AS valid_to, * FROM {} LIMIT 0",
+                    ident(&versions),
+                    ident(model)
+                ),
+            )?;
+            compare = Some(None);
+        }
+        if kind(&view) != Some("VIEW") {
+            create_view(conn, model)?;
+        }
+        if let Some(within) = compare {
+            apply_changes(conn, model, &columns()?, id, within.as_deref())?;
+        }
+        db::execute(
+            conn,
+            &format!("INSERT INTO {REFRESHES} VALUES ({}, {id})", literal(model)),
+        )?;
+        Ok(())
     }
-    if compare {
-        apply_changes(conn, model, &columns()?, id)?;
-    }
-    db::execute(
-        conn,
-        &format!("INSERT INTO {REFRESHES} VALUES ({}, {id})", literal(model)),
-    )?;
-    Ok(())
 }
 
 /// The view giving each recorded refresh's rows.
@@ -97,12 +148,13 @@ fn create_view(conn: &Connection, model: &str) -> Result<()> {
 
 /// Closes the open versions of rows no longer in `model` and opens versions of its new rows,
 /// as of refresh `id`: per distinct row, the difference between its copies in the table and
-/// its open versions.
+/// its open versions, over the rows meeting `within` when only those changed.
 fn apply_changes(
     conn: &Connection,
     model: &str,
     typed: &[(String, String)],
     id: i64,
+    within: Option<&str>,
 ) -> Result<()> {
     same_columns(
         conn,
@@ -126,9 +178,9 @@ fn apply_changes(
         &format!(
             "CREATE OR REPLACE TEMP TABLE micro_wh_history_diff AS
              SELECT {cols}, CAST(sum(micro_wh_n) AS BIGINT) AS micro_wh_n FROM (
-                 SELECT {cols}, 1 AS micro_wh_n FROM {table}
+                 SELECT {cols}, 1 AS micro_wh_n FROM {table} WHERE {within}
                  UNION ALL
-                 SELECT {cols}, -1 AS micro_wh_n FROM {versions} WHERE valid_to IS NULL
+                 SELECT {cols}, -1 AS micro_wh_n FROM {versions} WHERE valid_to IS NULL AND ({within})
              ) GROUP BY {cols} HAVING sum(micro_wh_n) <> 0;
              -- Joined before numbered: only the copies of rows to close are ranked.
              UPDATE {versions} SET valid_to = {id} WHERE rowid IN (
@@ -146,6 +198,7 @@ fn apply_changes(
              DROP TABLE temp.main.micro_wh_history_diff;",
             table = ident(model),
             o_cols = list(columns, "o."),
+            within = within.unwrap_or("true"),
         ),
     )
     .map_err(|e| {
@@ -294,10 +347,12 @@ mod tests {
 
         /// Every refresh's rows read back from the versions equal the table as it was, for
         /// versions kept refresh by refresh and for versions converted from full copies;
-        /// an unchanged model adds nothing.
+        /// an unchanged model adds nothing; a refresh that replaced only the rows of one key
+        /// compares only those, unless a committed refresh since the model's last record
+        /// changed it unrecorded.
         #[test]
         fn versions_give_back_every_refresh_rows(
-            refreshes in proptest::collection::vec((rows(), any::<bool>()), 1..7),
+            refreshes in proptest::collection::vec((rows(), 0..4u8), 1..8),
         ) {
             let conn = Connection::open_in_memory().unwrap();
             conn.execute_batch(
@@ -306,25 +361,56 @@ mod tests {
             ).unwrap();
             crate::warehouse::ensure_bookkeeping(&conn).unwrap();
             let mut last: Option<Vec<Row>> = None;
-            for (i, (rows, keep)) in refreshes.iter().enumerate() {
+            let mut recorded = Vec::new();
+            for (i, (rows, step)) in refreshes.iter().enumerate() {
                 let id = i as i64 + 1;
-                // A model left unchanged keeps the previous refresh's rows.
-                let unchanged = *keep && last.is_some();
-                let rows = match unchanged {
-                    true => last.clone().unwrap(),
-                    false => rows.clone(),
+                let key = i as i32 % 3;
+                let (rows, changed) = match (step, &last) {
+                    // Left unchanged: the previous refresh's rows.
+                    (1, Some(last)) => (last.clone(), Changed::Nothing),
+                    // Only the rows of one key replaced, as an incremental gold table's.
+                    (2, Some(last)) => {
+                        let mut now: Vec<Row> = last.iter().filter(|r| r.0 != Some(key)).cloned().collect();
+                        now.extend(rows.iter().map(|(_, b)| (Some(key), b.clone())));
+                        (now, Changed::Within(format!("a IN ({key})")))
+                    }
+                    _ => (rows.clone(), Changed::Anything),
                 };
                 load(&conn, &rows);
+                conn.execute_batch(&format!(
+                    "INSERT INTO refresh_log (id, started_at, status) VALUES ({id}, now()::TIMESTAMP, 'running')"
+                )).unwrap();
+                let commit = || conn.execute_batch(&format!(
+                    "UPDATE refresh_log SET status = 'succeeded' WHERE id = {id}"
+                )).unwrap();
+                // Committed without recording the model (it was no gold model then, say).
+                if *step == 3 && last.is_some() {
+                    commit();
+                    last = Some(rows);
+                    continue;
+                }
                 let before: i64 = db::query_one(&conn, "SELECT count(*) FROM gold_t_versions").unwrap_or(0);
-                record(&conn, "gold_t", id, &kinds(&conn), !unchanged).unwrap();
+                // Left unchanged since the last commit, which recorded it: nothing to add.
+                let unchanged = changed == Changed::Nothing && recorded.last() == Some(&(id - 1));
+                let kinds = kinds(&conn);
+                Recorder::new(&conn, id, &kinds).unwrap().record("gold_t", changed).unwrap();
+                commit();
                 if unchanged {
                     let after: i64 = db::query_one(&conn, "SELECT count(*) FROM gold_t_versions").unwrap();
                     prop_assert_eq!(before, after);
                 }
                 conn.execute_batch(&format!("INSERT INTO copies SELECT {id}, * FROM gold_t")).unwrap();
+                recorded.push(id);
                 last = Some(rows);
             }
-            for id in 1..=refreshes.len() {
+            let listed: Vec<i64> = db::query_rows(
+                &conn, "SELECT DISTINCT refresh_id FROM gold_t_history ORDER BY 1", [], |r| r.get(0),
+            ).unwrap();
+            let nonempty: Vec<i64> = db::query_rows(
+                &conn, "SELECT DISTINCT refresh_id FROM copies ORDER BY 1", [], |r| r.get(0),
+            ).unwrap();
+            prop_assert_eq!(listed, nonempty, "the history lists the recorded refreshes that had rows");
+            for &id in &recorded {
                 let kept = snapshot(&conn, &format!("SELECT a, b FROM gold_t_history WHERE refresh_id = {id}"));
                 let was = snapshot(&conn, &format!("SELECT a, b FROM copies WHERE refresh_id = {id}"));
                 prop_assert_eq!(&kept, &was, "refresh {}", id);
@@ -346,8 +432,9 @@ mod tests {
             }
             load(&old, last.as_ref().unwrap());
             let next = refreshes.len() as i64 + 1;
-            record(&old, "gold_t", next, &kinds(&old), false).unwrap();
-            for id in 1..=next {
+            let old_kinds = kinds(&old);
+            Recorder::new(&old, next, &old_kinds).unwrap().record("gold_t", Changed::Nothing).unwrap();
+            for id in recorded.iter().copied().chain([next]) {
                 let kept = snapshot(&old, &format!("SELECT a, b FROM gold_t_history WHERE refresh_id = {id}"));
                 let mut was: Vec<Row> = all.iter().filter(|r| r.0 == id).map(|r| (r.1, r.2.clone())).collect();
                 if id == next {

@@ -149,14 +149,15 @@ pub fn plan(
 }
 
 /// Replaces the rows of the changed partitions: delete the keys they feed, insert the
-/// model's rows for those keys. `lake` is the dataset's files now.
+/// model's rows for those keys. `lake` is the dataset's files now. Returns the condition
+/// (SQL over the model's columns) the replaced rows meet: no other row changed.
 pub fn apply_partitions(
     conn: &Connection,
     model: &Model,
     partitions: &[Vec<String>],
     lake: &[FileStamp],
     copies: &Copies,
-) -> Result<()> {
+) -> Result<String> {
     let spec = model.incremental.as_ref().expect("an incremental model");
     let keys = keys_sql(conn, model, spec, partitions)?;
     let key = key_columns(spec);
@@ -210,15 +211,16 @@ pub fn apply_partitions(
         _ => partitions.to_vec(),
     };
     let scope = SourceScope::of(conn, spec, &feeding, lake, copies)?;
+    let replaced = format!("{key} IN ({keys})");
     db::execute(
         conn,
         &format!(
-            "DELETE FROM {table} WHERE {key} IN ({keys});
-             INSERT INTO {table} SELECT * FROM ({}\n) WHERE {key} IN ({keys});",
+            "DELETE FROM {table} WHERE {replaced};
+             INSERT INTO {table} SELECT * FROM ({}\n) WHERE {replaced};",
             scope.wrap(&model.select)
         ),
     )?;
-    Ok(())
+    Ok(replaced)
 }
 
 /// The rows of the changed partitions of models refreshed so far, copied into temporary

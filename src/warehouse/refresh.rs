@@ -298,8 +298,8 @@ fn build_and_test(
     let mut forced_groups = std::collections::BTreeSet::new();
     // The models whose row counts this refresh keeps per partition (and has brought up to date).
     let mut kept = std::collections::BTreeSet::new();
-    // Models left as they were: their history has nothing new.
-    let mut left_as_is = std::collections::BTreeSet::new();
+    // What changed of the models not rebuilt whole, for their history to compare just that.
+    let mut history_rows = std::collections::BTreeMap::new();
     let mut copies = incremental::Copies::default();
     // Each model changes only its own name's kind, after it was looked up here.
     let kinds = db::relation_kinds(conn)?;
@@ -324,6 +324,8 @@ fn build_and_test(
             forced_groups.insert(model.group.clone());
         }
         let label = format!("build {} ({mode})", model.name);
+        // The condition of the rows an incremental table had replaced (the rest are as they were).
+        let mut replaced = None;
         let pending = progress::with_query_progress(conn, bar, &label, || -> Result<_> {
             match (&mode, model.materialized) {
                 (_, Materialized::Lake) => {
@@ -336,7 +338,9 @@ fn build_and_test(
                 (Mode::Incremental(partitions), Materialized::Incremental) => {
                     let spec = model.incremental.as_ref().expect("an incremental model");
                     let files = lake_state.files(conn, &spec.lake)?;
-                    incremental::apply_partitions(conn, model, partitions, files, &copies)?;
+                    replaced = Some(incremental::apply_partitions(
+                        conn, model, partitions, files, &copies,
+                    )?);
                 }
                 (Mode::Unchanged, Materialized::Incremental) => {}
                 // A view following the lake's partitions reads new files by itself; binding
@@ -367,8 +371,12 @@ fn build_and_test(
         // the lake on every refresh, for a figure nobody asked of a silver or gold view.
         // Models following the lake's partitions keep their counts per partition instead.
         let counted = model.materialized != Materialized::View || model.layer == Layer::Bronze;
-        let scope = match (&mode, &model.incremental) {
-            (Mode::Incremental(partitions), Some(spec)) => {
+        let scope = match (&mode, &model.incremental, &replaced) {
+            (_, _, Some(condition)) => Some(format!(
+                "(SELECT * FROM {} WHERE {condition})",
+                ident(&model.name)
+            )),
+            (Mode::Incremental(partitions), Some(spec), None) => {
                 let files = lake_state.files(conn, &spec.lake)?;
                 let changed = Changed {
                     partitions,
@@ -379,6 +387,16 @@ fn build_and_test(
             }
             _ => changed_rows(conn, model, &mode)?,
         };
+        match (&mode, replaced) {
+            // A table is built again whatever its mode; the others were left as they were.
+            (Mode::Unchanged, _) if model.materialized != Materialized::Table => {
+                history_rows.insert(model.name.clone(), history::Changed::Nothing);
+            }
+            (_, Some(condition)) => {
+                history_rows.insert(model.name.clone(), history::Changed::Within(condition));
+            }
+            _ => {}
+        }
         let rows = if incremental::keeps_counts(model) {
             update_kept(conn, model, &mode, scope.as_deref())?;
             kept.insert(model.name.clone());
@@ -437,9 +455,6 @@ fn build_and_test(
             .filter_map(|m| m.incremental.as_ref()?.source.as_deref())
             .collect();
         copies.release(conn, |m| sources.contains(m))?;
-        if mode == Mode::Unchanged {
-            left_as_is.insert(model.name.clone());
-        }
         report.models.push(ModelRun {
             name: model.name.clone(),
             mode: mode.to_string(),
@@ -453,14 +468,12 @@ fn build_and_test(
         return Ok(staged);
     }
     bar.set_message("gold history");
+    let history = history::Recorder::new(conn, report.id, &kinds)?;
     for model in models.iter().filter(|m| m.is_gold()) {
-        history::record(
-            conn,
-            &model.name,
-            report.id,
-            &kinds,
-            !left_as_is.contains(&model.name),
-        )?;
+        let changed = history_rows
+            .remove(&model.name)
+            .unwrap_or(history::Changed::Anything);
+        history.record(&model.name, changed)?;
     }
     bar.inc(1);
     Ok(staged)
