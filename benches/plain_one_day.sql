@@ -10,14 +10,7 @@ USE plain;
 
 COPY (
     SELECT * EXCLUDE (copy_no) FROM (
-        SELECT
-            CAST(event_time AS TIMESTAMP) AS event_time,
-            CAST(user_id AS BIGINT) AS user_id,
-            CAST(team_id AS BIGINT) AS team_id,
-            CAST(event_name AS VARCHAR) AS event_name,
-            CAST(properties AS VARCHAR) AS properties,
-            date,
-            row_number() OVER (PARTITION BY event_time, user_id, team_id, event_name, properties) AS copy_no
+        SELECT *, row_number() OVER (PARTITION BY event_time, user_id, team_id, event_name, properties) AS copy_no
         FROM read_parquet('{{lake_dir}}/events/date={{day}}/*.parquet', hive_partitioning = true, hive_types = {'date': DATE})
         WHERE user_id IS NOT NULL AND team_id IS NOT NULL AND json_valid(properties)
     )
@@ -32,7 +25,7 @@ SELECT CAST(date_trunc('week', date) AS DATE) AS week, count(DISTINCT team_id) A
 FROM (
     SELECT date, team_id FROM '{{silver_dir}}/date={{day}}.parquet'
     UNION ALL
-    SELECT date, CAST(team_id AS BIGINT)
+    SELECT date, team_id
     FROM read_parquet({{week_before}}, hive_partitioning = true, hive_types = {'date': DATE})
     WHERE user_id IS NOT NULL AND team_id IS NOT NULL AND json_valid(properties)
 )

@@ -939,3 +939,54 @@ fn a_null_partition_of_an_ingested_source_is_refreshed_like_the_others() {
     );
     assert_eq!(gold(&p), "∅=2,4 a=1,5 b=3,6");
 }
+
+/// `unique` on an incremental table compares only the rows the refresh replaced when the
+/// test's columns hold the table's key (the other rows passed before and did not change), and
+/// the whole table otherwise: a key repeated within the replaced rows and an id repeated
+/// across keys each fail the refresh (exit 4) with the exact number of rows that share it.
+#[test]
+fn unique_on_an_incremental_table_fails_within_the_replaced_keys_and_across_them() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  events:\n    format: csv\n    path: raw\n    columns:\n      id: VARCHAR NOT NULL\n      kind: VARCHAR NOT NULL\n    partition_by: [kind]\n",
+    );
+    p.write(
+        "sql/models/events/models.yaml",
+        "models:\n  - name: gold_ids\n    layer: gold\n    materialized: incremental\n    incremental: {lake: events, partition: kind}\n    tests:\n      - unique: [kind]\n      - unique: [id]\n",
+    );
+    p.write(
+        "sql/models/events/gold_ids.sql",
+        "SELECT kind, id FROM bronze_events\n",
+    );
+    // Ingests `csv` as `file`; the incremental refresh after it fails its tests with `failed`.
+    let ingest_and_fail = |file: &str, csv: &str, failed: &str| {
+        p.write(file, csv);
+        p.ok(&["ingest", "events"]);
+        let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        let modes: String =
+            p.warehouse_value("SELECT modes FROM refresh_log ORDER BY id DESC LIMIT 1");
+        assert_eq!(modes, r#"{"gold_ids":"incremental (1 partitions)"}"#);
+        let failing: String = p.warehouse_value(
+            "SELECT string_agg(test || '=' || failing_rows, ' ' ORDER BY test) FROM refresh_test_results \
+             WHERE NOT passed AND refresh_id = (SELECT max(id) FROM refresh_log)",
+        );
+        assert_eq!(failing, failed);
+    };
+    p.write("raw/1.csv", "id,kind\n1,a\n3,b\n");
+    p.ok(&["ingest", "events"]);
+    p.ok(&["refresh", "--no-export"]);
+
+    // Id 1 again, under a new key: only the whole table shows it.
+    ingest_and_fail("raw/2.csv", "id,kind\n1,c\n", "unique(id)=2");
+
+    p.write("raw/2.csv", "id,kind\n7,c\n");
+    p.ok(&["ingest", "events"]);
+    p.ok(&["refresh", "--no-export"]);
+
+    // A second row of key a, replaced by this refresh.
+    ingest_and_fail("raw/3.csv", "id,kind\n8,a\n", "unique(kind)=2");
+    let rows: i64 = p.warehouse_value("SELECT count(*) FROM gold_ids");
+    assert_eq!(rows, 3, "the failed refresh kept the table as it was");
+}

@@ -32,6 +32,8 @@ const KEYS: &str = "micro_wh_partition_keys";
 const LAKE_VIEWS: &str = "micro_wh_lake_views";
 /// Every partition of a lake, for a moment inside a refresh (dropped before it commits).
 const PARTITIONS: &str = "micro_wh_lake_partitions";
+/// [`PARTITIONS`] as SQL names it: a temporary table (nothing of it goes to the warehouse file).
+const PARTITIONS_SQL: &str = "temp.main.micro_wh_lake_partitions";
 
 /// What a refresh does to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,11 +184,11 @@ pub fn apply_partitions(
             db::execute(
                 conn,
                 &format!(
-                    "CREATE OR REPLACE TABLE {PARTITIONS} ({})",
+                    "CREATE OR REPLACE TEMP TABLE {PARTITIONS} ({})",
                     columns.join(", ")
                 ),
             )?;
-            let mut appender = conn.appender(PARTITIONS)?;
+            let mut appender = conn.appender_to_catalog_and_db(PARTITIONS, "temp", "main")?;
             for partition in &all {
                 appender.append_row(duckdb::appender_params_from_iter(partition))?;
             }
@@ -194,7 +196,7 @@ pub fn apply_partitions(
             drop(appender);
             let feeding = {
                 let mut stmt = conn.prepare(&format!(
-                    "SELECT * FROM {PARTITIONS} WHERE ({}) IN ({keys})",
+                    "SELECT * FROM {PARTITIONS_SQL} WHERE ({}) IN ({keys})",
                     key_expressions(conn, model, spec)?.join(", "),
                 ))?;
                 let width = spec.partition.len();
@@ -205,7 +207,7 @@ pub fn apply_partitions(
                 })?;
                 rows.collect::<std::result::Result<Vec<_>, _>>()?
             };
-            db::execute(conn, &format!("DROP TABLE {PARTITIONS}"))?;
+            db::execute(conn, &format!("DROP TABLE {PARTITIONS_SQL}"))?;
             feeding
         }
         _ => partitions.to_vec(),
