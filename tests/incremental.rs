@@ -940,12 +940,9 @@ fn a_null_partition_of_an_ingested_source_is_refreshed_like_the_others() {
     assert_eq!(gold(&p), "∅=2,4 a=1,5 b=3,6");
 }
 
-/// `unique` on an incremental table compares only the rows the refresh replaced when the
-/// test's columns hold the table's key (the other rows passed before and did not change), and
-/// the whole table otherwise: a key repeated within the replaced rows and an id repeated
-/// across keys each fail the refresh (exit 4) with the exact number of rows that share it.
-#[test]
-fn unique_on_an_incremental_table_fails_within_the_replaced_keys_and_across_them() {
+/// A project ingesting `raw/*.csv` (`id`, `kind`) into the lake partitioned by `kind`, and the
+/// incremental gold table `gold_ids` by `kind` made by `sql`, with the test `unique: <unique>`.
+fn gold_ids_project(unique: &str, sql: &str) -> Project {
     let p = Project::empty();
     p.write(
         "warehouse.yaml",
@@ -953,11 +950,21 @@ fn unique_on_an_incremental_table_fails_within_the_replaced_keys_and_across_them
     );
     p.write(
         "sql/models/events/models.yaml",
-        "models:\n  - name: gold_ids\n    layer: gold\n    materialized: incremental\n    incremental: {lake: events, partition: kind}\n    tests:\n      - unique: [kind]\n      - unique: [id]\n",
+        &format!("models:\n  - name: gold_ids\n    layer: gold\n    materialized: incremental\n    incremental: {{lake: events, partition: kind}}\n    tests:\n      - unique: {unique}\n"),
     );
-    p.write(
-        "sql/models/events/gold_ids.sql",
-        "SELECT kind, id FROM bronze_events\n",
+    p.write("sql/models/events/gold_ids.sql", &format!("{sql}\n"));
+    p
+}
+
+/// `unique` on an incremental table compares only the rows the refresh replaced when the
+/// test's columns hold the table's key (the other rows passed before and did not change), and
+/// the whole table otherwise: a key repeated within the replaced rows and an id repeated
+/// across keys each fail the refresh (exit 4) with the exact number of rows that share it.
+#[test]
+fn unique_on_an_incremental_table_fails_within_the_replaced_keys_and_across_them() {
+    let p = gold_ids_project(
+        "[kind]\n      - unique: [id]",
+        "SELECT kind, id FROM bronze_events",
     );
     // Ingests `csv` as `file`; the incremental refresh after it fails its tests with `failed`.
     let ingest_and_fail = |file: &str, csv: &str, failed: &str| {
@@ -989,4 +996,95 @@ fn unique_on_an_incremental_table_fails_within_the_replaced_keys_and_across_them
     ingest_and_fail("raw/3.csv", "id,kind\n8,a\n", "unique(kind)=2");
     let rows: i64 = p.warehouse_value("SELECT count(*) FROM gold_ids");
     assert_eq!(rows, 3, "the failed refresh kept the table as it was");
+}
+
+/// A gold table written outside a refresh (by hand in another DuckDB client, or by a
+/// migration) is seen by the next refresh: its history equals the table at every refresh and
+/// its `unique` test reads the whole table, though that refresh replaced one key only.
+#[test]
+fn a_gold_table_edited_outside_a_refresh_is_compared_whole_by_the_next() {
+    let p = gold_ids_project(
+        "[kind]",
+        "SELECT kind, max(id) AS id FROM bronze_events GROUP BY kind",
+    );
+    let edit = |sql: &str| {
+        let conn = duckdb::Connection::open(p.path("warehouse.duckdb")).unwrap();
+        conn.execute_batch(sql).unwrap();
+    };
+    // The rows the history gives for the last refresh, less the table's, and the other way.
+    let history_differs = |p: &Project| -> i64 {
+        p.warehouse_value(
+            "SELECT (SELECT count(*) FROM (SELECT kind, id FROM gold_ids EXCEPT ALL \
+               SELECT kind, id FROM gold_ids_history WHERE refresh_id = (SELECT max(id) FROM refresh_log))) \
+             + (SELECT count(*) FROM (SELECT kind, id FROM gold_ids_history WHERE refresh_id = \
+               (SELECT max(id) FROM refresh_log) EXCEPT ALL SELECT kind, id FROM gold_ids))",
+        )
+    };
+    let refresh_one_more_kind = |file: &str, kind: &str| {
+        p.write(file, &format!("id,kind\n9,{kind}\n"));
+        p.ok(&["ingest", "events"]);
+        p.cmd(&["refresh", "--no-export"]).output().unwrap()
+    };
+    p.write("raw/1.csv", "id,kind\n1,a\n3,b\n");
+    p.ok(&["ingest", "events"]);
+    p.ok(&["refresh", "--no-export"]);
+
+    // A second row of key b, added by hand: the refresh of key c alone still fails unique.
+    edit("INSERT INTO gold_ids SELECT * FROM gold_ids WHERE kind = 'b'");
+    let out = refresh_one_more_kind("raw/2.csv", "c");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let failing: i64 = p.warehouse_value(
+        "SELECT failing_rows FROM refresh_test_results WHERE NOT passed AND test = 'unique(kind)'",
+    );
+    assert_eq!(failing, 2, "both rows of key b");
+
+    // The copy gone and a value of key b changed by hand: the history has the table as it is.
+    edit(
+        "DELETE FROM gold_ids WHERE rowid = (SELECT max(rowid) FROM gold_ids WHERE kind = 'b');
+         UPDATE gold_ids SET id = '33' WHERE kind = 'b'",
+    );
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(history_differs(&p), 0, "a refresh after an edit by hand");
+
+    // A migration changing key a, applied by the refresh of key d.
+    p.write(
+        "sql/V001__fix_a.sql",
+        "UPDATE gold_ids SET id = '11' WHERE kind = 'a';\n",
+    );
+    let out = refresh_one_more_kind("raw/3.csv", "d");
+    assert!(out.status.success(), "{out:?}");
+    let ids: String =
+        p.warehouse_value("SELECT string_agg(kind || id, ' ' ORDER BY kind) FROM gold_ids");
+    assert_eq!(ids, "a11 b33 c9 d9");
+    assert_eq!(history_differs(&p), 0, "a refresh that applied a migration");
+
+    // Nothing but micro-wh's ingest wrote the file since: the next refresh compares only the
+    // rows of key e (every statement is logged whole at -vvv), and the history still holds.
+    p.write("raw/4.csv", "id,kind\n9,e\n");
+    p.ok(&["ingest", "events"]);
+    let logged = |p: &Project| -> String {
+        let out = p.cmd(&["-vvv", "refresh", "--no-export"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let out = logged(&p);
+    let diff = |out: &str, within: &str| {
+        out.contains(&format!(
+            "SELECT \"kind\", \"id\", 1 AS micro_wh_n FROM \"gold_ids\" WHERE {within}"
+        ))
+    };
+    assert!(diff(&out, "\"kind\" IN"), "compared within key e: {out}");
+    assert_eq!(history_differs(&p), 0, "a refresh after a sealed one");
+    // Written by hand again: compared whole.
+    edit("UPDATE gold_ids SET id = '12' WHERE kind = 'a'");
+    p.write("raw/5.csv", "id,kind\n9,f\n");
+    p.ok(&["ingest", "events"]);
+    let out = logged(&p);
+    assert!(diff(&out, "true"), "compared whole: {out}");
+    assert_eq!(
+        history_differs(&p),
+        0,
+        "a refresh after another edit by hand"
+    );
 }

@@ -71,7 +71,7 @@ fn follow_in_warehouse(
         return Ok(());
     }
     let models = super::refresh::inputs(project)?.models;
-    let conn = db::open_warehouse(&path, &project.config, project.config.threads())?;
+    let conn = project.open_bookkeeping()?;
     incremental::follow_compaction(&conn, &models, dataset, replaced)
 }
 

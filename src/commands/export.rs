@@ -2,7 +2,6 @@
 
 use super::{Outcome, Project};
 use crate::cli::ExportArgs;
-use crate::db;
 use crate::error::Result;
 use crate::warehouse::export::StagedExports;
 
@@ -18,11 +17,7 @@ pub fn run(project: &Project, args: &ExportArgs) -> Result<Outcome> {
     } else {
         args.tables.clone()
     };
-    let conn = db::open_warehouse(
-        &project.warehouse(),
-        &project.config,
-        project.config.threads(),
-    )?;
+    let conn = project.open_bookkeeping()?;
     let format = args.format();
     let mut exports = StagedExports::new(
         &project.exports_dir(),

@@ -2,7 +2,6 @@
 
 use super::{Outcome, Project};
 use crate::cli::IngestArgs;
-use crate::db;
 use crate::error::Result;
 use crate::ingest::{self, FileReport, FileStatus};
 use crate::lake::LakeLock;
@@ -26,11 +25,7 @@ pub fn ingest_sources(
 ) -> Result<Vec<FileReport>> {
     // Taken before any file is read: a busy lake is said once, not as each file failing.
     let lake = LakeLock::acquire(&project.lake_dir(), project.config.lake.lock_timeout())?;
-    let conn = db::open_warehouse(
-        &project.warehouse(),
-        &project.config,
-        project.config.threads(),
-    )?;
+    let conn = project.open_bookkeeping()?;
     let env = ingest::Env {
         conn: &conn,
         config: &project.config,

@@ -18,8 +18,10 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
+use crate::db;
 use crate::error::Result;
 use crate::progress::Progress;
+use crate::warehouse::seal;
 
 /// How a command that did its work ended; errors are the third outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +142,50 @@ impl Project {
     }
     pub fn progress(&self) -> Progress {
         Progress::new(self.quiet)
+    }
+
+    /// Opens the warehouse for a command that writes only micro-wh's own records (manifests,
+    /// file records, the refresh log), never a model's table: a file the last refresh left
+    /// as it was ([`seal`]) is noted so again when the handle closes, so that the next refresh
+    /// still compares only what it changes.
+    pub fn open_bookkeeping(&self) -> Result<Bookkeeping> {
+        let path = self.warehouse();
+        let conn = db::open_warehouse(&path, &self.config, self.config.threads())?;
+        // Checked once open: while this process holds the file no other one writes it.
+        let untouched = seal::untouched(&path);
+        Ok(Bookkeeping {
+            conn: Some(conn),
+            path,
+            untouched,
+        })
+    }
+}
+
+/// The warehouse opened by [`Project::open_bookkeeping`].
+pub struct Bookkeeping {
+    conn: Option<duckdb::Connection>,
+    path: PathBuf,
+    untouched: bool,
+}
+
+impl std::ops::Deref for Bookkeeping {
+    type Target = duckdb::Connection;
+    fn deref(&self) -> &duckdb::Connection {
+        self.conn.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for Bookkeeping {
+    fn drop(&mut self) {
+        // Closed first: the note is of the file as the connection leaves it.
+        drop(self.conn.take());
+        if self.untouched {
+            if let Err(e) = seal::seal(&self.path) {
+                tracing::warn!(
+                    "{e:#}; the next refresh compares gold history and unique tests whole"
+                );
+            }
+        }
     }
 }
 

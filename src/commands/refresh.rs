@@ -5,6 +5,7 @@ use crate::cli::RefreshArgs;
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, Generator};
 use crate::warehouse::refresh::{self, RefreshInputs};
+use crate::warehouse::seal;
 use crate::{db, ingest, lake};
 
 pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
@@ -51,6 +52,8 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
         &project.config,
         project.config.threads(),
     )?;
+    // Checked once open: while this process holds the file no other one writes it.
+    inputs.untouched = seal::untouched(&project.warehouse());
     let result = refresh::refresh(
         &conn,
         &inputs,
@@ -66,6 +69,13 @@ pub fn run(project: &Project, args: &RefreshArgs) -> Result<Outcome> {
                 Ok(_) => return Err(e.context("the refresh succeeded, but its report failed")),
                 Err(_) => tracing::warn!("the report could not be written: {e:#}"),
             }
+        }
+    }
+    drop(conn);
+    if result.as_ref().is_ok_and(|r| r.committed) {
+        // The next refresh trusts its records of the tables only if the file is still this.
+        if let Err(e) = seal::seal(&project.warehouse()) {
+            tracing::warn!("{e:#}; the next refresh compares gold history and unique tests whole");
         }
     }
     let report = result?;

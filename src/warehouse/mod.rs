@@ -8,6 +8,7 @@ pub mod lake_model;
 pub mod migrations;
 pub mod models;
 pub mod refresh;
+pub mod seal;
 pub mod template;
 
 use duckdb::Connection;
