@@ -1029,14 +1029,21 @@ fn a_gold_table_edited_outside_a_refresh_is_compared_whole_by_the_next() {
     p.ok(&["ingest", "events"]);
     p.ok(&["refresh", "--no-export"]);
 
-    // A second row of key b, added by hand: the refresh of key c alone still fails unique.
+    // A second row of key b, added by hand: a refresh with nothing new, then one of key c
+    // alone, still fail unique.
     edit("INSERT INTO gold_ids SELECT * FROM gold_ids WHERE kind = 'b'");
+    let failing_unique = |p: &Project| -> i64 {
+        p.warehouse_value(
+            "SELECT failing_rows FROM refresh_test_results WHERE NOT passed AND test = 'unique(kind)' \
+             AND refresh_id = (SELECT max(id) FROM refresh_log)",
+        )
+    };
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(failing_unique(&p), 2, "both rows of key b, nothing new");
     let out = refresh_one_more_kind("raw/2.csv", "c");
     assert_eq!(out.status.code(), Some(4), "{out:?}");
-    let failing: i64 = p.warehouse_value(
-        "SELECT failing_rows FROM refresh_test_results WHERE NOT passed AND test = 'unique(kind)'",
-    );
-    assert_eq!(failing, 2, "both rows of key b");
+    assert_eq!(failing_unique(&p), 2, "both rows of key b, key c new");
 
     // The copy gone and a value of key b changed by hand: the history has the table as it is.
     edit(
