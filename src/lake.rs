@@ -772,6 +772,27 @@ fn stamp_of(path: &Path, rel: &Path, meta: std::io::Result<fs::Metadata>) -> Res
     })
 }
 
+/// A partition folder's value (`San%20Jose` in `city=San%20Jose`) as DuckDB reads it: its
+/// writer escapes spaces, `/`, `=`, `:`, non-ASCII letters and more as `%XX`, and its reader
+/// decodes every valid `%XX` and keeps the rest as written.
+pub fn folder_value(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A folder path of `<column>=<value>` parts (`city=San%20Jose/day=1`) with each value as
+/// DuckDB reads it (`city=San Jose/day=1`), as [`Layout::partition_path_sql`] gives it.
+pub fn read_folder(path: &str) -> String {
+    path.split('/')
+        .map(|part| match part.split_once('=') {
+            Some((column, value)) => format!("{column}={}", folder_value(value)),
+            None => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// How a dataset's rows are laid out in folders: Hive partition levels, each a name and an
 /// SQL expression over the rows, and optionally one file of a fixed name per leaf folder.
 #[derive(Debug, Clone, Default)]
@@ -781,8 +802,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The partition values as DuckDB writes them into folder names, for a relation that
-    /// holds the partition columns as text.
+    /// The partition values as DuckDB reads them from folder names (its writer escapes some
+    /// characters in them: compare with [`read_folder`]), for a relation that holds the
+    /// partition columns as text.
     pub fn partition_path_sql(&self) -> String {
         if self.partitions.is_empty() {
             return "''".to_owned();

@@ -940,14 +940,14 @@ fn a_null_partition_of_an_ingested_source_is_refreshed_like_the_others() {
     assert_eq!(gold(&p), "∅=2,4 a=1,5 b=3,6");
 }
 
+/// A source `events` ingesting `raw/*.csv` (`id`, `kind`) into the lake partitioned by `kind`.
+const KIND_SOURCE: &str = "sources:\n  events:\n    format: csv\n    path: raw\n    columns:\n      id: VARCHAR NOT NULL\n      kind: VARCHAR NOT NULL\n    partition_by: [kind]\n";
+
 /// A project ingesting `raw/*.csv` (`id`, `kind`) into the lake partitioned by `kind`, and the
 /// incremental gold table `gold_ids` by `kind` made by `sql`, with the test `unique: <unique>`.
 fn gold_ids_project(unique: &str, sql: &str) -> Project {
     let p = Project::empty();
-    p.write(
-        "warehouse.yaml",
-        "sources:\n  events:\n    format: csv\n    path: raw\n    columns:\n      id: VARCHAR NOT NULL\n      kind: VARCHAR NOT NULL\n    partition_by: [kind]\n",
-    );
+    p.write("warehouse.yaml", KIND_SOURCE);
     p.write(
         "sql/models/events/models.yaml",
         &format!("models:\n  - name: gold_ids\n    layer: gold\n    materialized: incremental\n    incremental: {{lake: events, partition: kind}}\n    tests:\n      - unique: {unique}\n"),
@@ -1094,4 +1094,112 @@ fn a_gold_table_edited_outside_a_refresh_is_compared_whole_by_the_next() {
         0,
         "a refresh after another edit by hand"
     );
+}
+
+/// A model that follows no lake partitions (a view, a table) is built whole every time, but
+/// an incremental model after it may read it: when its SQL changes, the incremental models
+/// after it in its folder are rebuilt whole too, or their rows of the unchanged partitions
+/// would keep what its old SQL gave (found by a review: the refresh said `unchanged`). A
+/// migration applied while models keep earlier rows says so, naming the file and the models.
+#[test]
+fn a_changed_view_rebuilds_the_incremental_models_after_it_and_a_migration_warns() {
+    let p = Project::empty();
+    p.write("warehouse.yaml", KIND_SOURCE);
+    p.write(
+        "sql/models/events/models.yaml",
+        "models:\n  - name: labels\n    layer: silver\n    materialized: view\n  - name: gold_labels\n    layer: gold\n    materialized: incremental\n    incremental: {lake: events, partition: kind}\n",
+    );
+    p.write(
+        "sql/models/events/labels.sql",
+        "SELECT 'a' AS kind, 'first' AS label\n",
+    );
+    p.write(
+        "sql/models/events/gold_labels.sql",
+        "SELECT e.kind, l.label, count(*) AS n FROM bronze_events e LEFT JOIN labels l USING (kind) GROUP BY ALL\n",
+    );
+    p.write("raw/1.csv", "id,kind\n1,a\n2,b\n");
+    p.ok(&["ingest", "events"]);
+    p.ok(&["refresh", "--no-export"]);
+    let rows = || -> String {
+        p.warehouse_value(
+            "SELECT string_agg(kind || '=' || coalesce(label, '-'), ' ' ORDER BY kind) FROM gold_labels",
+        )
+    };
+    assert_eq!(rows(), "a=first b=-");
+
+    p.write(
+        "sql/models/events/labels.sql",
+        "SELECT 'a' AS kind, 'second' AS label\n",
+    );
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "gold_labels"), "full", "{out}");
+    assert_eq!(rows(), "a=second b=-");
+    let out = p.ok(&["refresh", "--no-export"]);
+    assert_eq!(mode(&out, "gold_labels"), "unchanged", "{out}");
+
+    p.write(
+        "sql/V001__more.sql",
+        "CREATE TABLE more_labels AS SELECT 1 AS x;\n",
+    );
+    let out = p.cmd(&["refresh", "--no-export"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("applied V001__more.sql: gold_labels keep the rows built before"),
+        "{stderr}"
+    );
+    assert_eq!(rows(), "a=second b=-");
+}
+
+/// An incremental model over partitions whose folder names DuckDB escapes (`city=San%20Jose`)
+/// takes their rows by the values DuckDB reads (`San Jose`): an incremental refresh after a
+/// new or changed city equals a rebuild (found by a review: the new city's rows never came).
+#[test]
+fn partitions_with_escaped_folder_names_are_refreshed_like_the_others() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "refresh: {export: false}\nsources:\n  s:\n    format: csv\n    path: raw\n    columns:\n      id: INTEGER NOT NULL\n      city: VARCHAR\n      amt: INTEGER\n    partition_by: [city]\n",
+    );
+    p.write(
+        "sql/models/s/models.yaml",
+        "models:\n  - name: gold_city\n    layer: gold\n    materialized: incremental\n    incremental: {lake: s, partition: city, source: bronze_s}\n    tests:\n      - unique: [city]\n",
+    );
+    p.write(
+        "sql/models/s/gold_city.sql",
+        "SELECT city, count(*) AS n, sum(amt) AS amt FROM bronze_s GROUP BY city\n",
+    );
+    let gold = || -> String {
+        p.warehouse_value(
+            "SELECT string_agg(city || '=' || n || '/' || amt, ' ' ORDER BY city) FROM gold_city",
+        )
+    };
+    p.write("raw/1.csv", "id,city,amt\n1,Paris,10\n2,San Jose,20\n");
+    p.ok(&["ingest", "s"]);
+    p.ok(&["refresh"]);
+    p.write(
+        "raw/2.csv",
+        "id,city,amt\n3,San Jose,30\n4,Zürich,40\n5,a/b,50\n",
+    );
+    p.ok(&["ingest", "s"]);
+    let out = p.ok(&["refresh"]);
+    assert_eq!(
+        mode(&out, "gold_city"),
+        "incremental (3 partitions)",
+        "{out}"
+    );
+    assert_eq!(gold(), "Paris=1/10 San Jose=2/50 Zürich=1/40 a/b=1/50");
+    p.write("raw/1.csv", "id,city,amt\n1,Paris,10\n");
+    p.ok(&["ingest", "s"]);
+    let out = p.ok(&["refresh"]);
+    // The file had rows in Paris and San Jose.
+    assert_eq!(
+        mode(&out, "gold_city"),
+        "incremental (2 partitions)",
+        "{out}"
+    );
+    let incremental = gold();
+    assert_eq!(incremental, "Paris=1/10 San Jose=1/30 Zürich=1/40 a/b=1/50");
+    p.ok(&["refresh", "--full"]);
+    assert_eq!(gold(), incremental);
 }

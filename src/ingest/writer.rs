@@ -75,7 +75,9 @@ impl Target<'_> {
                 let folder = rel
                     .parent()
                     .map_or(String::new(), |p| p.to_string_lossy().replace('\\', "/"));
-                !affected.contains(&folder)
+                // Affected folders are named with their values as read (`city=San Jose`),
+                // the lake's as DuckDB wrote them (`city=San%20Jose`).
+                !affected.contains(&lake::read_folder(&folder))
             })?;
             Ok(replaced)
         } else {

@@ -73,14 +73,15 @@ pub fn ensure_tables(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// The partition values of a file, from its `<partition>=<value>` folders.
+/// The partition values of a file, from its `<partition>=<value>` folders, as DuckDB reads
+/// them (`San Jose` from `city=San%20Jose`): they are compared with the rows' values.
 pub fn partition_of(path: &str, partitions: &[String]) -> Option<Vec<String>> {
     partitions
         .iter()
         .map(|partition| {
             let prefix = format!("{partition}=");
             path.split('/')
-                .find_map(|part| part.strip_prefix(&prefix).map(str::to_owned))
+                .find_map(|part| part.strip_prefix(&prefix).map(lake::folder_value))
         })
         .collect()
 }
@@ -459,6 +460,7 @@ fn refuse_twin_folders(
             let Some((column, value)) = part.split_once('=') else {
                 continue;
             };
+            let value = &lake::folder_value(value);
             if !spec.partition.iter().any(|p| p == column) {
                 continue;
             }
@@ -716,7 +718,19 @@ pub fn keys_sql(
 /// in the caller's transaction.
 pub fn record(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<()> {
     let spec = model.incremental.as_ref().expect("an incremental model");
-    if lake.checksum(conn, &model.name)?.as_deref() != Some(model.checksum.as_str()) {
+    record_checksum(conn, model, lake)?;
+    lake.record(conn, FILES, &model.name, &spec.lake)
+}
+
+/// Whether `model`'s SQL (rendered, with its materialization) differs from the SQL it was
+/// last built from, or it was never built.
+pub fn sql_changed(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<bool> {
+    Ok(lake.checksum(conn, &model.name)?.as_deref() != Some(model.checksum.as_str()))
+}
+
+/// Remembers the SQL `model` was built from, in the caller's transaction.
+pub fn record_checksum(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<()> {
+    if sql_changed(conn, model, lake)? {
         db::execute(
             conn,
             &format!(
@@ -729,7 +743,7 @@ pub fn record(conn: &Connection, model: &Model, lake: &mut LakeState) -> Result<
             checksums.insert(model.name.clone(), model.checksum.clone());
         }
     }
-    lake.record(conn, FILES, &model.name, &spec.lake)
+    Ok(())
 }
 
 /// Remembers the files a lake model's partitions now are, once they are published and

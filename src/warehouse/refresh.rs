@@ -203,7 +203,9 @@ fn run_steps(
     bar.inc(1);
 
     db::execute(conn, "BEGIN TRANSACTION")?;
+    incremental::ensure_tables(conn)?;
     let mut lake_state = incremental::LakeState::new(&inputs.lake_dir);
+    warn_of_kept_rows(conn, inputs, &report.migrations, &mut lake_state)?;
     // A migration may have written any table: the refresh trusts none of its records of them.
     let untouched = inputs.untouched && report.migrations.is_empty();
     let built = build_and_test(
@@ -265,6 +267,43 @@ fn run_steps(
     Ok(())
 }
 
+/// Says that the rows models keep from earlier refreshes were not made again after the
+/// migrations just applied: a migration may change a table those models read (a dimension the
+/// validation looks names up in), which only a rebuild brings into their rows.
+fn warn_of_kept_rows(
+    conn: &Connection,
+    inputs: &RefreshInputs,
+    applied: &[AppliedMigration],
+    lake_state: &mut incremental::LakeState,
+) -> Result<()> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let mut kept = Vec::new();
+    for model in &inputs.models {
+        let rebuilt = match model.materialized {
+            Materialized::Incremental => inputs.full,
+            Materialized::Lake => inputs.revalidate,
+            Materialized::View | Materialized::Table => true,
+        };
+        // A model built before from the same SQL keeps its rows of unchanged partitions.
+        if !rebuilt && !incremental::sql_changed(conn, model, lake_state)? {
+            kept.push(model.name.as_str());
+        }
+    }
+    if !kept.is_empty() {
+        let files: Vec<&str> = applied.iter().map(|m| m.file.as_str()).collect();
+        tracing::warn!(
+            "applied {}: {} keep the rows built before, except in the lake partitions that \
+             changed; if it changed what they read, `refresh --full` rebuilds the tables and \
+             `refresh --revalidate` the lake models too",
+            files.join(", "),
+            kept.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Publishes the lake models built (`staged`) once everything passed, and commits the
 /// refresh's transaction. A crash from the publication to the COMMIT leaves published
 /// partitions the warehouse has not recorded: the next refresh sees them as changed and
@@ -307,7 +346,6 @@ fn build_and_test(
     let mut staged = Vec::new();
     crate::fault::point("refresh-building");
     let models = &inputs.models;
-    incremental::ensure_tables(conn)?;
     // A model rebuilt whole (new SQL, first build, --full) rebuilds the incremental models
     // after it in its folder too: they may read it.
     let mut forced_groups = std::collections::BTreeSet::new();
@@ -335,7 +373,12 @@ fn build_and_test(
             }
             None => Mode::Full,
         };
-        if mode == Mode::Full && model.incremental.is_some() {
+        // A model not following the lake is built whole every time, but the incremental
+        // models after it may read it: when its SQL changed, their rows of the partitions
+        // that did not change were made from its old SQL.
+        let new_sql =
+            model.incremental.is_none() && incremental::sql_changed(conn, model, lake_state)?;
+        if (mode == Mode::Full && model.incremental.is_some()) || new_sql {
             forced_groups.insert(model.group.clone());
         }
         let label = format!("build {} ({mode})", model.name);
@@ -380,7 +423,9 @@ fn build_and_test(
         // An unchanged model was built from exactly the files recorded.
         match &model.incremental {
             Some(_) if mode != Mode::Unchanged => incremental::record(conn, model, lake_state)?,
-            _ => {}
+            Some(_) => {}
+            None if new_sql => incremental::record_checksum(conn, model, lake_state)?,
+            None => {}
         }
         // Counting a view over the lake reads every file's footer: a cost that grows with
         // the lake on every refresh, for a figure nobody asked of a silver or gold view.
