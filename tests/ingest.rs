@@ -205,6 +205,40 @@ fn quarantined_lines_keep_their_text_in_lf_and_crlf_files() {
     }
 }
 
+/// Rows failing NOT NULL or a check are quarantined with their own line and text in a CRLF
+/// file (with a blank line) and after a quoted field holding line breaks, and so are the rows
+/// DuckDB rejects there, which it numbers as if each record took one line (found by a review:
+/// lines one too low, texts starting with LF, and every later row shifted).
+#[test]
+fn quarantined_lines_are_the_files_lines_after_crlf_blank_and_multiline_records() {
+    let cases: [(&str, &str); 2] = [
+        (
+            "id,a,b\r\n1,1,x\r\n2,x,x\r\n3,500,x\r\n\r\n,2,x\r\n4,700,x",
+            "3:2,x,x|4:3,500,x|6:,2,x|7:4,700,x",
+        ),
+        (
+            "id,a,b\n1,1,\"multi\nline\nvalue\"\n2,zz,ok\n3,500,ok\n,1,nullid\n4,2,\"q\"\n",
+            "5:2,zz,ok|6:3,500,ok|7:,1,nullid",
+        ),
+    ];
+    for (csv, expected) in cases {
+        let p = Project::empty();
+        p.write(
+            "warehouse.yaml",
+            "sources:\n  w:\n    format: csv\n    path: raw/w.csv\n    columns:\n      id: INTEGER NOT NULL\n      a: INTEGER\n      b: VARCHAR\n    checks: [\"a < 100\"]\n",
+        );
+        p.write("raw/w.csv", csv);
+        let (code, ..) = exit_code(&p, &["ingest", "w"]);
+        assert_eq!(code, 3, "rows quarantined");
+        let raw: String = p.warehouse_value(
+            "SELECT string_agg(line || ':' || raw, '|' ORDER BY line) FROM ingest_quarantine",
+        );
+        assert_eq!(raw, expected, "{csv:?}");
+        let reasons = quarantine(&p, "raw/w.csv");
+        assert!(reasons[0].1.contains("Could not convert"), "{reasons:?}");
+    }
+}
+
 #[test]
 fn ndjson_lines_are_typed_checked_and_quarantined_by_line() {
     let p = Project::empty();
@@ -557,4 +591,64 @@ fn the_shipped_example_loads_every_format_in_one_command() {
         stdout.contains("6 files: 35 rows in, 16 loaded, 19 quarantined, 0 skipped"),
         "{stdout}"
     );
+}
+
+/// DuckDB escapes partition values in folder names (`city=San%20Jose`) and reads them back
+/// unescaped: a keyed source whose partition values have spaces, `/`, `=` or accents still
+/// replaces the rows a changed file loaded and keeps one row per key across files (found by a
+/// review: the old folder was kept beside the new rows, or the ingest refused to overwrite it).
+#[test]
+fn keys_replace_rows_in_partitions_whose_folder_names_are_escaped() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  s:\n    format: csv\n    path: raw\n    columns:\n      id: INTEGER NOT NULL\n      city: VARCHAR\n      ts: INTEGER\n    key: [id]\n    order_by: ts\n    partition_by: [city]\n",
+    );
+    let rows = || -> String {
+        p.warehouse_value("SELECT string_agg(id || '@' || city, ' ' ORDER BY id) FROM bronze_s")
+    };
+    p.write(
+        "raw/a.csv",
+        "id,city,ts\n1,New York,1\n2,a/b=c,1\n3,Zürich,1\n",
+    );
+    p.ok(&["ingest", "s"]);
+    assert_eq!(rows(), "1@New York 2@a/b=c 3@Zürich");
+    // A changed file: its rows in every one of those folders are replaced.
+    p.write("raw/a.csv", "id,city,ts\n1,Paris,2\n3,Zürich,2\n");
+    p.ok(&["ingest", "s"]);
+    assert_eq!(rows(), "1@Paris 3@Zürich");
+    // Another file's newer row of a key moves it out of an escaped folder.
+    p.write("raw/b.csv", "id,city,ts\n3,New York,3\n");
+    p.ok(&["ingest", "s"]);
+    assert_eq!(rows(), "1@Paris 3@New York");
+    let folders: Vec<String> = std::fs::read_dir(p.path("data/s"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+}
+
+/// A file whose content was loaded before under another name (renamed, copied into the
+/// landing folder twice) is loaded again, as a source without a key cannot tell a re-delivery
+/// from new rows, but the ingest says so, naming both files.
+#[test]
+fn the_same_content_under_another_name_is_loaded_with_a_warning() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  s:\n    format: csv\n    path: raw\n    columns:\n      id: INTEGER NOT NULL\n",
+    );
+    p.write("raw/a.csv", "id\n1\n2\n");
+    let (code, _, stderr) = exit_code(&p, &["ingest", "s"]);
+    assert_eq!(code, 0);
+    assert!(!stderr.contains("same content"), "{stderr}");
+    p.write("raw/b.csv", "id\n1\n2\n");
+    let (code, _, stderr) = exit_code(&p, &["ingest", "s"]);
+    assert_eq!(code, 0);
+    assert!(
+        stderr.contains("raw/b.csv: the same content as raw/a.csv, loaded before"),
+        "{stderr}"
+    );
+    let rows: i64 = p.warehouse_value("SELECT count(*) FROM bronze_s");
+    assert_eq!(rows, 4);
 }

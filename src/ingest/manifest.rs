@@ -70,6 +70,26 @@ pub fn current(conn: &Connection, source: &str, file: &str) -> Result<Option<(u6
     Ok(rows.next().transpose()?)
 }
 
+/// Another file of `source` whose version in the lake has the content `sha256`, if any: the
+/// same delivery under another name (renamed, or copied), whose rows a source without a key
+/// holds twice.
+pub fn same_content(
+    conn: &Connection,
+    source: &str,
+    file: &str,
+    sha256: &str,
+) -> Result<Option<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT file FROM {MANIFEST_TABLE}
+         WHERE source = ? AND file <> ? AND sha256 = ? AND status IN ('loaded', 'quarantined')
+         ORDER BY file LIMIT 1"
+    ))?;
+    let mut rows = stmt
+        .query_map(params![source, file, sha256], |r| r.get(0))
+        .context("cannot read the ingest manifest")?;
+    Ok(rows.next().transpose()?)
+}
+
 /// A file's SHA-256, computed on another thread while the file loads: it is only waited for
 /// first when a same-size earlier version could make the load a skip.
 pub struct Hash {

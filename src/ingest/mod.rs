@@ -471,6 +471,17 @@ impl TableJob<'_> {
                 );
                 crate::fault::point("ingest-after-publish");
                 manifest::commit(conn, &entry)?;
+                if self.source.key.is_empty() && entry.rows_loaded > 0 {
+                    let other =
+                        manifest::same_content(conn, self.manifest_source, self.file.rel, &sha256)?;
+                    if let Some(other) = other {
+                        tracing::warn!(
+                            "{}: the same content as {other}, loaded before: the lake now holds \
+                             its rows twice (a source with `key:` keeps one row per key)",
+                            self.file.rel
+                        );
+                    }
+                }
                 tracing::info!(
                     "{} {}: {} rows in {:.2} s",
                     self.manifest_source,
