@@ -69,7 +69,7 @@ pub struct GlobalArgs {
     /// statements whole); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors; no progress bars.
+    /// Log only errors and draw no progress bars (results still print to stdout).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 }
