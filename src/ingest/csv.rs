@@ -82,12 +82,13 @@ impl Format for Csv {
         let loaded = loaded?;
 
         // One quarantine row per rejected line, every error of the line in its reason. (In a
-        // CRLF file DuckDB's text of a line begins with the LF of the line before.)
+        // CRLF file DuckDB's text of a line begins with the LF of the line before, and after a
+        // blank line with that line's CRLF.)
         db::execute(
             conn,
             &format!(
                 "INSERT INTO {QUARANTINE}
-                 SELECT line, ltrim(any_value(csv_line), chr(10)),
+                 SELECT line, ltrim(any_value(csv_line), chr(13) || chr(10)),
                         string_agg(CASE WHEN error_type = 'CAST'
                                         THEN 'column ' || column_name || ': ' || regexp_replace(error_message, '^Error when converting column \"[^\"]*\"\\. ', '')
                                         ELSE lower(error_type) || ': ' || error_message END, '; ' ORDER BY column_idx)
@@ -168,13 +169,14 @@ fn sniff(job: &LoadJob<'_>) -> Result<Vec<Column>> {
     )
 }
 
-/// Lines after the header (a last line without a newline counts; blank lines too).
+/// Lines after the header (a last line without a line break counts; blank lines too).
 fn data_lines(path: &std::path::Path) -> Result<u64> {
     use std::io::Read;
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = vec![0u8; 1 << 20];
-    let (mut lines, mut last) = (0u64, b'\n');
+    let mut breaks = Breaks::default();
+    let mut last = b'\n';
     loop {
         let n = file
             .read(&mut buf)
@@ -182,13 +184,51 @@ fn data_lines(path: &std::path::Path) -> Result<u64> {
         if n == 0 {
             break;
         }
-        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        breaks.feed(&buf[..n]);
         last = buf[n - 1];
     }
-    if last != b'\n' {
+    let mut lines = breaks.count + breaks.pending();
+    if last != b'\n' && last != b'\r' {
         lines += 1;
     }
     Ok(lines.saturating_sub(1))
+}
+
+/// Counts line breaks as DuckDB's CSV reader does: a LF, a CRLF and a lone CR each end a line.
+#[derive(Default)]
+struct Breaks {
+    count: u64,
+    /// The bytes fed so far end with a CR, which ends a line unless a LF comes next.
+    cr: bool,
+}
+
+impl Breaks {
+    fn feed(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else { return };
+        if self.cr && bytes[0] != b'\n' {
+            self.count += 1;
+        }
+        self.count += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        // A CRLF counts once, as its LF.
+        for i in memchr::memchr_iter(b'\r', bytes) {
+            if bytes.get(i + 1).is_some_and(|&b| b != b'\n') {
+                self.count += 1;
+            }
+        }
+        self.cr = last == b'\r';
+    }
+
+    /// The CR the bytes fed so far end with, as a break, when the line after it has begun.
+    fn pending(&self) -> u64 {
+        u64::from(self.cr)
+    }
+
+    /// The breaks in `bytes` alone.
+    fn of(bytes: &[u8]) -> u64 {
+        let mut breaks = Breaks::default();
+        breaks.feed(bytes);
+        breaks.count
+    }
 }
 
 /// The rows that fail NOT NULL or a check, numbered among the accepted rows (in file order),
@@ -318,7 +358,7 @@ fn locate(
         let (line, text) = lines.record(begin, reader.position().byte())?;
         let text = super::chunks::trim_newline(&text);
         let numbered = line - inner_breaks;
-        inner_breaks += memchr::memchr_iter(b'\n', text).count() as u64;
+        inner_breaks += Breaks::of(text);
         if rejected_lines.contains(&numbered) {
             found.rejected.insert(numbered, line);
         } else {
@@ -341,7 +381,7 @@ struct LineReader {
     /// Bytes read so far.
     at: u64,
     /// Line breaks in them.
-    breaks: u64,
+    breaks: Breaks,
 }
 
 impl LineReader {
@@ -351,7 +391,7 @@ impl LineReader {
         Ok(LineReader {
             file: std::io::BufReader::new(file),
             at: 0,
-            breaks: 0,
+            breaks: Breaks::default(),
         })
     }
 
@@ -368,10 +408,11 @@ impl LineReader {
             .iter()
             .take_while(|&&b| b == b'\n' || b == b'\r')
             .count();
-        let count = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
-        self.breaks += count(&skipped) + count(&bytes[..lead]);
-        let line = self.breaks + 1;
-        self.breaks += count(&bytes[lead..]);
+        self.breaks.feed(&skipped);
+        self.breaks.feed(&bytes[..lead]);
+        // A CR just before the record ends the line before it.
+        let line = self.breaks.count + self.breaks.pending() + 1;
+        self.breaks.feed(&bytes[lead..]);
         bytes.drain(..lead);
         Ok((line, bytes))
     }
@@ -454,6 +495,18 @@ mod tests {
         assert_eq!(found.rows[&3], (6, ",3".to_owned()));
         assert_eq!(found.rows[&4], (8, "BOS,5".to_owned()));
         assert_eq!(found.rejected, BTreeMap::from([(3, 3), (6, 7)]));
+    }
+
+    /// A CRLF split between two reads counts once, a lone CR once, wherever the reads end.
+    #[test]
+    fn line_breaks_count_crlf_once_and_a_lone_cr_across_reads() {
+        let text = b"a\r\nb\rc\n\r\nd\r";
+        for split in 0..=text.len() {
+            let mut breaks = Breaks::default();
+            breaks.feed(&text[..split]);
+            breaks.feed(&text[split..]);
+            assert_eq!(breaks.count + breaks.pending(), 5, "split at {split}");
+        }
     }
 
     /// The csv crate starts a record after a CRLF or a blank line at the line break before
