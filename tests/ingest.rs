@@ -206,12 +206,13 @@ fn quarantined_lines_keep_their_text_in_lf_and_crlf_files() {
 }
 
 /// Rows failing NOT NULL or a check are quarantined with their own line and text in a CRLF
-/// file (with a blank line), a CR-only file and after a quoted field holding line breaks, and so are the rows
+/// file (with a blank line), a CR-only file, after a quoted field holding line breaks and after
+/// a quote left open on a rejected line (the whole file failed), and so are the rows
 /// DuckDB rejects there, which it numbers as if each record took one line (found by a review:
 /// lines one too low, texts starting with LF, and every later row shifted).
 #[test]
 fn quarantined_lines_are_the_files_lines_after_crlf_blank_and_multiline_records() {
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 5] = [
         (
             "id,a,b\r\n1,1,x\r\n2,x,x\r\n3,500,x\r\n\r\n,2,x\r\n4,700,x",
             "3:2,x,x|4:3,500,x|6:,2,x|7:4,700,x",
@@ -225,6 +226,11 @@ fn quarantined_lines_are_the_files_lines_after_crlf_blank_and_multiline_records(
             "3:2,x,ok|4:,3,nullid|5:3,500,chk",
         ),
         ("id,a,b\r\n1,1,ok\r\n\r\n2,x,ok\r\n3,1,ok\r\n", "4:2,x,ok"),
+        // DuckDB rejects the line with a quote left open alone; a CSV parser reads on.
+        (
+            "id,a,b\n1,1,ok\n2,\"x,ok\n,3,nullid\n3,500,chk\n4,y,ok\n5,1,ok\n",
+            "3:2,\"x,ok|4:,3,nullid|5:3,500,chk|6:4,y,ok",
+        ),
     ];
     for (csv, expected) in cases {
         let p = Project::empty();

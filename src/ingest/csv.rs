@@ -5,7 +5,7 @@
 //! and `checks` are applied in SQL on the typed rows; DuckDB does not say which line such a row
 //! came from, so when some fail, one Rust pass over the file finds their lines and text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
 use anyhow::{bail, Context};
@@ -96,11 +96,19 @@ impl Format for Csv {
             ),
         )?;
         keep_invalid_lines(job, rejects)?;
-        let rejected_lines: BTreeSet<u64> = {
-            let mut stmt = db::prepare(conn, &format!("SELECT DISTINCT line FROM temp.{rejects}"))?;
-            stmt.query_map([], |r| r.get::<_, i64>(0))?
-                .map(|r| r.map(|l| l as u64))
-                .collect::<std::result::Result<_, _>>()?
+        // DuckDB's number of each rejected record → the line breaks in its text.
+        let rejected_lines: BTreeMap<u64, u64> = {
+            let mut stmt = db::prepare(
+                conn,
+                &format!("SELECT line, any_value(csv_line) FROM temp.{rejects} GROUP BY line"),
+            )?;
+            stmt.query_map([], |r| {
+                let text: Option<String> = r.get(1)?;
+                let text = text.unwrap_or_default();
+                let text = text.trim_start_matches(['\r', '\n']).as_bytes();
+                Ok((r.get::<_, i64>(0)? as u64, Breaks::of(text)))
+            })?
+            .collect::<std::result::Result<_, _>>()?
         };
         // Rows failing NOT NULL or a check were filtered out above, unseen; finding their
         // lines takes a second, ordered pass over the file, which also gives the lines of the
@@ -229,6 +237,29 @@ impl Breaks {
         breaks.feed(bytes);
         breaks.count
     }
+
+    /// The offset in `bytes` just after its `n`th break (a CRLF whole), or its length.
+    fn end_of(bytes: &[u8], n: u64) -> u64 {
+        let mut seen = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let width = match (bytes[i], bytes.get(i + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r' | b'\n', _) => 1,
+                _ => 0,
+            };
+            if width > 0 {
+                seen += 1;
+                i += width;
+                if seen == n {
+                    return i as u64;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        bytes.len() as u64
+    }
 }
 
 /// The rows that fail NOT NULL or a check, numbered among the accepted rows (in file order),
@@ -326,9 +357,12 @@ struct Located {
 /// record before it took one line (blank lines count), while a quoted field may hold line
 /// breaks; the csv crate starts a record after a CRLF, or after a blank line, at the line
 /// break before it.
+/// `rejected_lines` holds the line breaks in DuckDB's text of each record it rejected: where
+/// the csv crate reads on further (a quote left open), it is brought back to where DuckDB's
+/// record ends.
 fn locate(
     path: &std::path::Path,
-    rejected_lines: &BTreeSet<u64>,
+    rejected_lines: &BTreeMap<u64, u64>,
     wanted: &BTreeMap<u64, String>,
 ) -> Result<Located> {
     let mut reader = csv::ReaderBuilder::new()
@@ -346,7 +380,7 @@ fn locate(
     // Line breaks inside the quoted fields of the records so far.
     let mut inner_breaks = 0u64;
     let last = *wanted.keys().next_back().unwrap_or(&0);
-    let last_rejected = *rejected_lines.last().unwrap_or(&0);
+    let last_rejected = rejected_lines.keys().next_back().copied().unwrap_or(0);
     loop {
         let start = reader.position().byte();
         // A line DuckDB rejected may not parse here either; skip it like DuckDB did.
@@ -355,13 +389,22 @@ fn locate(
             break;
         }
         let begin = record.position().map_or(start, |p| p.byte());
-        let (line, text) = lines.record(begin, reader.position().byte())?;
-        let text = super::chunks::trim_newline(&text);
+        let (line, at, bytes) = lines.record(begin, reader.position().byte())?;
+        let text = super::chunks::trim_newline(&bytes);
         let numbered = line - inner_breaks;
-        inner_breaks += Breaks::of(text);
-        if rejected_lines.contains(&numbered) {
+        if let Some(&breaks) = rejected_lines.get(&numbered) {
             found.rejected.insert(numbered, line);
+            inner_breaks += breaks;
+            if Breaks::of(text) > breaks {
+                // DuckDB's record ends after `breaks + 1` line breaks: both readers go on from there.
+                let resume = at + Breaks::end_of(&bytes, breaks + 1);
+                let mut position = csv::Position::new();
+                position.set_byte(resume);
+                reader.seek(position)?;
+                lines.rewind(resume, line + breaks)?;
+            }
         } else {
+            inner_breaks += Breaks::of(text);
             ordinal += 1;
             if wanted.contains_key(&ordinal) {
                 let text = String::from_utf8_lossy(text).into_owned();
@@ -395,13 +438,25 @@ impl LineReader {
         })
     }
 
+    /// Goes back to `byte`, the start of line `line + 1`.
+    fn rewind(&mut self, byte: u64, line: u64) -> Result<()> {
+        self.file.seek(SeekFrom::Start(byte))?;
+        self.at = byte;
+        self.breaks = Breaks {
+            count: line,
+            cr: false,
+        };
+        Ok(())
+    }
+
     /// The bytes from `begin` to `end` (a record as the csv reader delimits it, at or after
-    /// the bytes read so far) without the line breaks it starts with, and the line they
-    /// start on.
-    fn record(&mut self, begin: u64, end: u64) -> Result<(u64, Vec<u8>)> {
+    /// the bytes read so far) without the line breaks it starts with, the line they start on
+    /// and their offset in the file.
+    fn record(&mut self, begin: u64, end: u64) -> Result<(u64, u64, Vec<u8>)> {
         let mut skipped = vec![0u8; begin.saturating_sub(self.at) as usize];
         self.file.read_exact(&mut skipped)?;
-        let mut bytes = vec![0u8; end.saturating_sub(begin.max(self.at)) as usize];
+        let from = begin.max(self.at);
+        let mut bytes = vec![0u8; end.saturating_sub(from) as usize];
         self.file.read_exact(&mut bytes)?;
         self.at = self.at.max(end);
         let lead = bytes
@@ -414,7 +469,7 @@ impl LineReader {
         let line = self.breaks.count + self.breaks.pending() + 1;
         self.breaks.feed(&bytes[lead..]);
         bytes.drain(..lead);
-        Ok((line, bytes))
+        Ok((line, from + lead as u64, bytes))
     }
 }
 
@@ -490,7 +545,7 @@ mod tests {
         // DuckDB set aside JFK and LGA, which it numbers 3 and 6 (it counts the two-line
         // record as one line); accepted rows 2, 3 and 4 are lines 4, 6 and 8.
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
-        let found = locate(&path, &BTreeSet::from([3, 6]), &wanted).unwrap();
+        let found = locate(&path, &BTreeMap::from([(3, 0), (6, 0)]), &wanted).unwrap();
         assert_eq!(found.rows[&2], (4, "\"multi\nline\",2".to_owned()));
         assert_eq!(found.rows[&3], (6, ",3".to_owned()));
         assert_eq!(found.rows[&4], (8, "BOS,5".to_owned()));
@@ -518,7 +573,7 @@ mod tests {
         let path = dir.path().join("w.csv");
         std::fs::write(&path, "id,a\r\n1,1\r\n2,x\r\n3,500\r\n\r\n,2\r\n4,700").unwrap();
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
-        let found = locate(&path, &BTreeSet::from([3]), &wanted).unwrap();
+        let found = locate(&path, &BTreeMap::from([(3, 0)]), &wanted).unwrap();
         assert_eq!(found.rows[&2], (4, "3,500".to_owned()));
         assert_eq!(found.rows[&3], (6, ",2".to_owned()));
         assert_eq!(found.rows[&4], (7, "4,700".to_owned()));
