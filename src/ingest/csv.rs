@@ -357,6 +357,7 @@ struct Located {
 /// record before it took one line (blank lines count), while a quoted field may hold line
 /// breaks; the csv crate starts a record after a CRLF, or after a blank line, at the line
 /// break before it.
+///
 /// `rejected_lines` holds the line breaks in DuckDB's text of each record it rejected: where
 /// the csv crate reads on further (a quote left open), it is brought back to where DuckDB's
 /// record ends.
