@@ -232,6 +232,16 @@ fn quarantined_lines_are_the_files_lines_after_crlf_blank_and_multiline_records(
             "3:2,\"x,ok|4:,3,nullid|5:3,500,chk|6:4,y,ok",
         ),
     ];
+    // DuckDB keeps 10,000 characters of a rejected row's text: a record spanning lines whose
+    // first line is longer is still read whole.
+    let long = format!(
+        "id,a,b\n1,2,x\n2,q,\"{}\nabc\"\n3,200,y\n,5,w\n",
+        "z".repeat(20_000)
+    );
+    let cases: Vec<(&str, &str)> = cases
+        .into_iter()
+        .chain([(long.as_str(), "5:3,200,y|6:,5,w")])
+        .collect();
     for (csv, expected) in cases {
         let p = Project::empty();
         p.write(
@@ -242,9 +252,9 @@ fn quarantined_lines_are_the_files_lines_after_crlf_blank_and_multiline_records(
         let (code, ..) = exit_code(&p, &["ingest", "w"]);
         assert_eq!(code, 3, "rows quarantined");
         let raw: String = p.warehouse_value(
-            "SELECT string_agg(line || ':' || raw, '|' ORDER BY line) FROM ingest_quarantine",
+            "SELECT string_agg(line || ':' || raw, '|' ORDER BY line) FILTER (WHERE length(raw) < 100) FROM ingest_quarantine",
         );
-        assert_eq!(raw, expected, "{csv:?}");
+        assert_eq!(raw, expected, "{:?}", &csv[..csv.len().min(80)]);
         let reasons = quarantine(&p, "raw/w.csv");
         assert!(reasons[0].1.contains("Could not convert"), "{reasons:?}");
     }

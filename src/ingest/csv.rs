@@ -96,8 +96,9 @@ impl Format for Csv {
             ),
         )?;
         keep_invalid_lines(job, rejects)?;
-        // DuckDB's number of each rejected record → the line breaks in its text.
-        let rejected_lines: BTreeMap<u64, u64> = {
+        // DuckDB's number of each rejected record → the line breaks in its text, unless DuckDB
+        // cut that text short.
+        let rejected_lines: BTreeMap<u64, Option<u64>> = {
             let mut stmt = db::prepare(
                 conn,
                 &format!("SELECT line, any_value(csv_line) FROM temp.{rejects} GROUP BY line"),
@@ -105,8 +106,9 @@ impl Format for Csv {
             stmt.query_map([], |r| {
                 let text: Option<String> = r.get(1)?;
                 let text = text.unwrap_or_default();
+                let whole = text.chars().count() < DUCKDB_REJECT_TEXT_CHARS;
                 let text = text.trim_start_matches(['\r', '\n']).as_bytes();
-                Ok((r.get::<_, i64>(0)? as u64, Breaks::of(text)))
+                Ok((r.get::<_, i64>(0)? as u64, whole.then(|| Breaks::of(text))))
             })?
             .collect::<std::result::Result<_, _>>()?
         };
@@ -176,6 +178,10 @@ fn sniff(job: &LoadJob<'_>) -> Result<Vec<Column>> {
         job.file,
     )
 }
+
+/// Characters of a rejected row's text that DuckDB keeps (`reject_errors.csv_line`): a text
+/// this long may have been cut short.
+const DUCKDB_REJECT_TEXT_CHARS: usize = 10_000;
 
 /// Lines after the header (a last line without a line break counts; blank lines too).
 fn data_lines(path: &std::path::Path) -> Result<u64> {
@@ -358,12 +364,12 @@ struct Located {
 /// breaks; the csv crate starts a record after a CRLF, or after a blank line, at the line
 /// break before it.
 ///
-/// `rejected_lines` holds the line breaks in DuckDB's text of each record it rejected: where
-/// the csv crate reads on further (a quote left open), it is brought back to where DuckDB's
-/// record ends.
+/// `rejected_lines` holds the line breaks in DuckDB's text of each record it rejected (when
+/// that text is whole): where the csv crate reads on further (a quote left open), it is brought
+/// back to where DuckDB's record ends.
 fn locate(
     path: &std::path::Path,
-    rejected_lines: &BTreeMap<u64, u64>,
+    rejected_lines: &BTreeMap<u64, Option<u64>>,
     wanted: &BTreeMap<u64, String>,
 ) -> Result<Located> {
     let mut reader = csv::ReaderBuilder::new()
@@ -395,8 +401,10 @@ fn locate(
         let numbered = line - inner_breaks;
         if let Some(&breaks) = rejected_lines.get(&numbered) {
             found.rejected.insert(numbered, line);
+            let read = Breaks::of(text);
+            let breaks = breaks.unwrap_or(read);
             inner_breaks += breaks;
-            if Breaks::of(text) > breaks {
+            if read > breaks {
                 // DuckDB's record ends after `breaks + 1` line breaks: both readers go on from there.
                 let resume = at + Breaks::end_of(&bytes, breaks + 1);
                 let mut position = csv::Position::new();
@@ -546,7 +554,12 @@ mod tests {
         // DuckDB set aside JFK and LGA, which it numbers 3 and 6 (it counts the two-line
         // record as one line); accepted rows 2, 3 and 4 are lines 4, 6 and 8.
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
-        let found = locate(&path, &BTreeMap::from([(3, 0), (6, 0)]), &wanted).unwrap();
+        let found = locate(
+            &path,
+            &BTreeMap::from([(3, Some(0)), (6, Some(0))]),
+            &wanted,
+        )
+        .unwrap();
         assert_eq!(found.rows[&2], (4, "\"multi\nline\",2".to_owned()));
         assert_eq!(found.rows[&3], (6, ",3".to_owned()));
         assert_eq!(found.rows[&4], (8, "BOS,5".to_owned()));
@@ -574,7 +587,7 @@ mod tests {
         let path = dir.path().join("w.csv");
         std::fs::write(&path, "id,a\r\n1,1\r\n2,x\r\n3,500\r\n\r\n,2\r\n4,700").unwrap();
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
-        let found = locate(&path, &BTreeMap::from([(3, 0)]), &wanted).unwrap();
+        let found = locate(&path, &BTreeMap::from([(3, Some(0))]), &wanted).unwrap();
         assert_eq!(found.rows[&2], (4, "3,500".to_owned()));
         assert_eq!(found.rows[&3], (6, ",2".to_owned()));
         assert_eq!(found.rows[&4], (7, "4,700".to_owned()));
