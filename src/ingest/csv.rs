@@ -331,20 +331,32 @@ fn quarantine_failures(
 }
 
 /// Gives the rows DuckDB rejected the lines they start on (`lines`: DuckDB's number → line).
+/// Appended, not written as a VALUES list: a file of many rejected rows after a multi-line
+/// record moves them all, and DuckDB parses a long list slowly.
 fn renumber_rejected(job: &LoadJob<'_>, lines: &BTreeMap<u64, u64>) -> Result<()> {
-    let moved: Vec<String> = lines
+    let conn = job.conn;
+    let mut moved = lines
         .iter()
         .filter(|(duckdb, line)| duckdb != line)
-        .map(|(duckdb, line)| format!("({duckdb}, {line})"))
-        .collect();
-    if moved.is_empty() {
+        .peekable();
+    if moved.peek().is_none() {
         return Ok(());
     }
     db::execute(
-        job.conn,
+        conn,
+        "CREATE OR REPLACE TEMP TABLE micro_wh_csv_lines (duckdb BIGINT, line BIGINT)",
+    )?;
+    let mut appender = conn.appender_to_catalog_and_db("micro_wh_csv_lines", "temp", "main")?;
+    for (&duckdb, &line) in moved {
+        appender.append_row(params![duckdb as i64, line as i64])?;
+    }
+    appender.flush()?;
+    drop(appender);
+    db::execute(
+        conn,
         &format!(
-            "UPDATE {QUARANTINE} SET line = m.line FROM (VALUES {}) m(duckdb, line) WHERE {QUARANTINE}.line = m.duckdb",
-            moved.join(", ")
+            "UPDATE {QUARANTINE} SET line = m.line FROM temp.micro_wh_csv_lines m WHERE {QUARANTINE}.line = m.duckdb;
+             DROP TABLE temp.micro_wh_csv_lines"
         ),
     )?;
     Ok(())
