@@ -673,3 +673,66 @@ fn the_same_content_under_another_name_is_loaded_with_a_warning() {
     let rows: i64 = p.warehouse_value("SELECT count(*) FROM bronze_s");
     assert_eq!(rows, 4);
 }
+
+#[test]
+fn a_check_raising_an_error_quarantines_its_row_and_a_source_of_no_rows_keeps_a_typed_view() {
+    let p = Project::empty();
+    p.write(
+        "warehouse.yaml",
+        "sources:\n  w:\n    format: csv\n    path: raw/w.csv\n    columns:\n      id: INTEGER NOT NULL\n      code: VARCHAR\n      d: DATE\n    checks: [\"CAST(code AS INTEGER) > 0\"]\n    partition_by:\n      year: \"strftime(d, '%Y')\"\n  n:\n    format: ndjson\n    path: raw/n.ndjson\n    columns:\n      id: INTEGER\n      code: VARCHAR\n    checks: [\"CAST(code AS INTEGER) > 0\"]\n  u:\n    format: csv\n    path: raw/u.csv\n    checks: [\"x > 0\"]\n",
+    );
+    // Every row of w fails: one check errors (the cast of 'abc'), one is false.
+    p.write(
+        "raw/w.csv",
+        "id,code,d\n1,abc,2024-01-01\n2,-4,2025-02-02\n",
+    );
+    p.write(
+        "raw/n.ndjson",
+        "{\"id\":1,\"code\":\"x1\"}\n{\"id\":2,\"code\":\"3\"}\n",
+    );
+    p.write("raw/u.csv", "x\n-1\n");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let w = quarantine(&p, "raw/w.csv");
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_reason(
+        &w[0],
+        2,
+        &["could not be evaluated", "CAST(code AS INTEGER) > 0"],
+    );
+    assert_reason(&w[1], 3, &["check failed: CAST(code AS INTEGER) > 0"]);
+    assert_eq!(
+        manifest(&p, "raw/n.ndjson"),
+        (2, 1, 1, "quarantined".into())
+    );
+    assert_reason(
+        &quarantine(&p, "raw/n.ndjson")[0],
+        1,
+        &["could not be evaluated"],
+    );
+
+    // A source with declared columns and no rows still has its view, typed, empty.
+    let columns: String = p.warehouse_value(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() WHERE table_name = 'bronze_w'",
+    );
+    assert_eq!(columns, "id INTEGER, code VARCHAR, d DATE, year VARCHAR");
+    assert_eq!(p.warehouse_value::<i64>("SELECT count(*) FROM bronze_w"), 0);
+    assert!(stderr.contains("view bronze_w reads no rows"), "{stderr}");
+    // Without declared columns there is nothing to type it by: the warning says so.
+    assert!(
+        stderr.contains("no view bronze_u") && stderr.contains("columns:"),
+        "{stderr}"
+    );
+
+    // Rows arriving later replace the empty view with the lake's.
+    p.write(
+        "raw/w.csv",
+        "id,code,d\n1,abc,2024-01-01\n2,-4,2025-02-02\n3,8,2025-03-03\n",
+    );
+    let (code, ..) = exit_code(&p, &["ingest", "w"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT code || ' ' || year FROM bronze_w"),
+        "8 2025"
+    );
+}

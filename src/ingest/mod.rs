@@ -633,6 +633,25 @@ impl BronzeView {
     }
 }
 
+impl BronzeView {
+    /// The view's columns with no rows, as its files would give them: the declared columns
+    /// not written as folders, then the partition columns (which the reader appends).
+    fn empty_select(&self, declared: &[Column]) -> String {
+        let columns: Vec<String> = declared
+            .iter()
+            .filter(|c| !self.partitions.iter().any(|(p, _)| p == &c.name))
+            .map(|c| (c.name.as_str(), c.ty.as_str()))
+            .chain(
+                self.partitions
+                    .iter()
+                    .map(|(p, t)| (p.as_str(), t.as_str())),
+            )
+            .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {}", ident(name)))
+            .collect();
+        format!("SELECT {} WHERE false", columns.join(", "))
+    }
+}
+
 /// The bronze views of every declared source whose lake folder holds files, as ingest
 /// creates them (for engines other than DuckDB reading the same lake).
 pub fn bronze_views(config: &Config, lake_dir: &Path) -> Result<Vec<BronzeView>> {
@@ -676,22 +695,40 @@ fn create_bronze_view(
 ) -> Result<()> {
     let bronze = BronzeView::of(source, dataset, declared);
     if !crate::lake::has_files(env.lake_dir(), dataset)? {
-        // A view over no file fails when read ("No files found"), far from its cause.
-        let dropped: i64 = db::query_one(
+        // A view over no file fails when read ("No files found"), far from its cause. Declared
+        // columns give the view its columns without a file: it reads as no rows.
+        if let Some(declared) = declared {
+            db::execute(
+                env.conn,
+                &format!(
+                    "CREATE OR REPLACE VIEW {} AS {}",
+                    ident(&bronze.view),
+                    bronze.empty_select(declared)
+                ),
+            )?;
+            tracing::warn!(
+                "the lake holds no rows of {dataset} (its files loaded none): view {} reads no rows \
+                 until rows arrive",
+                bronze.view
+            );
+            return Ok(());
+        }
+        let existing: i64 = db::query_one(
             env.conn,
             &format!(
                 "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main' AND view_name = {}",
                 db::literal(&bronze.view)
             ),
         )?;
-        if dropped > 0 {
+        if existing > 0 {
             db::execute(env.conn, &format!("DROP VIEW {}", ident(&bronze.view)))?;
-            tracing::warn!(
-                "the lake holds no rows of {dataset} now (its files loaded none), so view {} is \
-                 dropped; models reading it fail until rows arrive",
-                bronze.view
-            );
         }
+        tracing::warn!(
+            "the lake holds no rows of {dataset} (its files loaded none), so there is no view {}: \
+             models reading it fail until rows arrive (declare the source's `columns:` to have \
+             an empty view instead)",
+            bronze.view
+        );
         return Ok(());
     }
     let lake_rel = env

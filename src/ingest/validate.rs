@@ -131,11 +131,17 @@ pub fn checked_select(
     }
     for check in checks {
         // SQL CHECK semantics: a predicate that is NULL (a NULL input) passes; NOT NULL is
-        // declared on the column.
-        passes.push(format!("({check}) IS NOT FALSE"));
+        // declared on the column. A check that raises an error on a row (a cast of its text)
+        // fails that row rather than the whole file: TRY turns the error into NULL, which
+        // `IS NOT FALSE` never gives otherwise.
+        let verdict = format!("TRY(({check}) IS NOT FALSE)");
+        passes.push(format!("{verdict} IS TRUE"));
         rules.push(format!(
-            "CASE WHEN ({check}) IS FALSE THEN {} END",
-            literal(&format!("check failed: {check}"))
+            "CASE {verdict} WHEN false THEN {} WHEN true THEN NULL ELSE {} END",
+            literal(&format!("check failed: {check}")),
+            literal(&format!(
+                "check could not be evaluated (it raised an error on this row): {check}"
+            ))
         ));
     }
     let rule_error = if rules.is_empty() {
