@@ -260,6 +260,8 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    pub const ALL: [ExportFormat; 2] = [ExportFormat::Parquet, ExportFormat::Csv];
+
     pub fn extension(self) -> &'static str {
         match self {
             ExportFormat::Parquet => "parquet",

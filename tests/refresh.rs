@@ -667,6 +667,32 @@ fn export_writes_csv_and_sql_output_picks_the_format_by_extension() {
             "{table}.parquet"
         );
     }
+    // Back to Parquet only: the CSVs of the gold tables would keep the old rows, so they go;
+    // a table exported by hand in another format stays.
+    p.ok(&["export", "--format", "csv", "silver_events"]);
+    p.write(
+        "warehouse.yaml",
+        &p.read("warehouse.yaml").replace(
+            "export_formats: [parquet, csv]",
+            "export_formats: [parquet]",
+        ),
+    );
+    let out = p.cmd(&["refresh"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for table in GOLD {
+        assert!(
+            !p.path(&format!("exports/{table}.csv")).exists(),
+            "{table}.csv is stale"
+        );
+        assert!(stderr.contains(&format!("{table}.csv")), "{stderr}");
+        assert!(p.path(&format!("exports/{table}.parquet")).exists());
+    }
+    assert!(p.path("exports/silver_events.csv").exists());
+    // `export --format csv` of a gold table writes its CSV beside the Parquet, not instead.
+    p.ok(&["export", "--format", "csv", GOLD[0]]);
+    assert!(p.path(&format!("exports/{}.parquet", GOLD[0])).exists());
+    assert!(p.path(&format!("exports/{}.csv", GOLD[0])).exists());
 }
 
 #[test]

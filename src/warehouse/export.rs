@@ -34,6 +34,8 @@ pub struct StagedExports {
     formats: Vec<ExportFormat>,
     /// Final paths of the files written so far.
     written: Vec<PathBuf>,
+    /// The formats are the configured ones: a written table's file in another is stale.
+    configured: bool,
     published: bool,
 }
 
@@ -77,8 +79,16 @@ impl StagedExports {
             compression,
             formats: formats.to_vec(),
             written: Vec::new(),
+            configured: false,
             published: false,
         })
+    }
+
+    /// Says the formats are all those configured (a refresh's exports, not `micro-wh export
+    /// --format`): a written table's export in any other format is removed on publication.
+    pub fn in_configured_formats(mut self) -> StagedExports {
+        self.configured = true;
+        self
     }
 
     /// Writes `table` in every format, with the column types Spark reads (see
@@ -103,7 +113,9 @@ impl StagedExports {
         Ok(())
     }
 
-    /// Puts every written file in place at once; the directory's other files stay.
+    /// Puts every written file in place at once; the directory's other files stay, except
+    /// (with [`Self::in_configured_formats`]) a table's exports in a format no longer configured (`gold_x.csv` beside the new
+    /// `gold_x.parquet`), which would otherwise keep the old rows for a BI tool to read.
     pub fn publish(mut self) -> Result<Vec<PathBuf>> {
         if self.dir.is_dir() {
             for entry in std::fs::read_dir(&self.dir)
@@ -111,6 +123,23 @@ impl StagedExports {
             {
                 let entry = entry?;
                 let kept = self.staging.join(entry.file_name());
+                if self.is_stale(&entry.path()) {
+                    tracing::warn!(
+                        "removed {}: {} is exported only as {} now",
+                        entry.path().display(),
+                        entry
+                            .path()
+                            .file_stem()
+                            .unwrap_or_default()
+                            .to_string_lossy(),
+                        self.formats
+                            .iter()
+                            .map(|f| f.extension())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    );
+                    continue;
+                }
                 if entry.file_type()?.is_file() && !kept.exists() {
                     std::fs::hard_link(entry.path(), &kept).with_context(|| {
                         format!("cannot keep {} in the new exports", entry.path().display())
@@ -122,6 +151,22 @@ impl StagedExports {
         crate::lake::swap_in(&self.staging, &self.dir)?;
         self.published = true;
         Ok(std::mem::take(&mut self.written))
+    }
+}
+
+impl StagedExports {
+    /// Whether `path` is an export, in a format not written now, of a table written now.
+    fn is_stale(&self, path: &Path) -> bool {
+        let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+            return false;
+        };
+        if !self.configured {
+            return false;
+        }
+        let other_format = ExportFormat::ALL
+            .iter()
+            .any(|f| ext == f.extension() && !self.formats.contains(f));
+        other_format && self.written.iter().any(|w| w.file_stem() == Some(stem))
     }
 }
 

@@ -244,7 +244,8 @@ fn run_steps(
 
     if let Some((dir, formats)) = exports {
         let written = (|| -> Result<Vec<PathBuf>> {
-            let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?;
+            let mut exports = export::StagedExports::new(dir, config.lake.compression, formats)?
+                .in_configured_formats();
             for model in inputs.models.iter().filter(|m| m.is_gold()) {
                 progress::with_query_progress(
                     conn,
