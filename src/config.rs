@@ -136,6 +136,17 @@ pub struct SourceConfig {
     /// CSV tokens read as NULL (default: the empty field).
     #[serde(default)]
     pub null_values: Option<Vec<String>>,
+    /// CSV field separator, one character (default: found in the header line among `,`
+    /// tab `;` `|`).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// CSV quote character (default `"`).
+    #[serde(default)]
+    pub quote: Option<String>,
+    /// CSV character before a quote inside a quoted field (default: the quote, doubled as
+    /// RFC 4180 has it; `\\` for `\"`).
+    #[serde(default)]
+    pub escape: Option<String>,
     /// SQL predicates every row must satisfy.
     #[serde(default)]
     pub checks: Vec<String>,
@@ -406,8 +417,31 @@ impl SourceConfig {
         if self.tables.is_some() && self.format != "sqlite" {
             return Err("tables: only for format sqlite".into());
         }
-        if self.null_values.is_some() && self.format != "csv" {
-            return Err("null_values: only for format csv".into());
+        for (key, value) in [
+            ("null_values", self.null_values.as_ref().map(|_| "")),
+            ("delimiter", self.delimiter.as_deref()),
+            ("quote", self.quote.as_deref()),
+            ("escape", self.escape.as_deref()),
+        ] {
+            if value.is_some() && self.format != "csv" {
+                return Err(format!("{key}: only for format csv"));
+            }
+        }
+        for (key, value) in [
+            ("delimiter", &self.delimiter),
+            ("quote", &self.quote),
+            ("escape", &self.escape),
+        ] {
+            if let Some(v) = value {
+                if v.len() != 1 || matches!(v.as_bytes()[0], b'\n' | b'\r') {
+                    return Err(format!(
+                        "{key}: one ASCII character other than a line break, found {v:?}"
+                    ));
+                }
+            }
+        }
+        if self.delimiter.is_some() && self.delimiter == self.quote {
+            return Err("delimiter and quote: must differ".into());
         }
         for (name, _) in &self.partition_by.0 {
             if !valid_name(name) {

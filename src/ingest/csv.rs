@@ -36,9 +36,21 @@ impl Format for Csv {
                 columns: declared.unwrap_or_default(),
             });
         }
+        let mut dialect = Dialect::of(job, declared.as_deref())?;
         let columns = match declared {
-            Some(c) => c,
-            None => sniff(job)?,
+            Some(c) => {
+                if !dialect.detects(job, &c)? {
+                    dialect.detect = false;
+                    tracing::warn!(
+                        "{}: DuckDB cannot detect this file's date and time formats (is a quote \
+                         left open on some line?); it is read with the declared types in their \
+                         standard forms (ISO dates), lines that do not fit quarantined",
+                        job.rel
+                    );
+                }
+                c
+            }
+            None => sniff(job, &dialect)?,
         };
         let conn = job.conn;
         let rejects = "micro_wh_csv_rejects";
@@ -47,7 +59,7 @@ impl Format for Csv {
             conn,
             &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
         )?;
-        let reader = read_csv(job, &columns, (rejects, scans));
+        let reader = read_csv(job, &columns, &dialect, Some((rejects, scans)));
         let constrained = has_constraints(&columns, &job.source.checks);
         // File order is only kept where a row's position matters (`_line` for keys).
         db::execute(
@@ -122,10 +134,10 @@ impl Format for Csv {
             && data_lines(job.file)? != loaded + rejected_lines.len() as u64
         {
             let failures = match constrained {
-                true => constraint_failures(job, &columns)?,
+                true => constraint_failures(job, &columns, &dialect)?,
                 false => BTreeMap::new(),
             };
-            let located = locate(job.file, &rejected_lines, &failures)?;
+            let located = locate(job.file, &dialect, &rejected_lines, &failures)?;
             renumber_rejected(job, &located.rejected)?;
             failed = quarantine_failures(job, &failures, &located.rows)?;
         }
@@ -133,6 +145,23 @@ impl Format for Csv {
             conn,
             &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
         )?;
+        // A quote left open reads on through the lines after it, up to the next quote or the
+        // end of the file (RFC 4180, as every strict reader does): they are one rejected
+        // record, whose quarantined text DuckDB cuts at 10,000 characters.
+        let joined: Option<i64> = db::query_one(
+            conn,
+            &format!(
+                "SELECT min(line) FROM {QUARANTINE} WHERE reason LIKE '%unterminated quote%' AND regexp_matches(raw, '[\r\n]')"
+            ),
+        )?;
+        if let Some(line) = joined {
+            tracing::warn!(
+                "{} line {line}: a quote opened there is not closed on that line, so the lines \
+                 after it up to the next quote (or the end of the file) are one rejected record, \
+                 quarantined whole; fix the quote and ingest the file again to load them",
+                job.rel
+            );
+        }
         Ok(Loaded {
             rows_in: loaded + rejected_lines.len() as u64 + failed,
             rows_loaded: loaded,
@@ -141,9 +170,134 @@ impl Format for Csv {
     }
 }
 
-/// `read_csv(...)` with the source's columns and NULL tokens; bad lines go to the
+/// How a file is read, alike by DuckDB and by the pass that finds lines: the separator, the
+/// quote and its escape, and whether DuckDB's sniffer detects the rest (date and time
+/// formats, comment lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dialect {
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+    detect: bool,
+}
+
+/// Separators looked for in a header line, preferred in this order on a tie.
+const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
+impl Dialect {
+    /// The source's delimiter, quote and escape, each by default as RFC 4180 has it or, for
+    /// the delimiter, as the header line shows it. They are never left to DuckDB's sniffer:
+    /// a quote left open on any line makes it choose no quote character at all (every
+    /// quoted value then loads with its quotes, or the rows of a field holding the separator
+    /// are refused) and often a wrong separator.
+    fn of(job: &LoadJob<'_>, declared: Option<&[Column]>) -> Result<Dialect> {
+        let byte = |v: &Option<String>| v.as_deref().map(|v| v.as_bytes()[0]);
+        let quote = byte(&job.source.quote).unwrap_or(b'"');
+        let delimiter = match byte(&job.source.delimiter) {
+            Some(d) => d,
+            None => {
+                let mut head = Vec::with_capacity(1 << 16);
+                std::fs::File::open(job.file)
+                    .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
+                    .with_context(|| format!("cannot read {}", job.file.display()))?;
+                let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+                header_delimiter(head, quote, declared.map(<[Column]>::len))
+            }
+        };
+        Ok(Dialect {
+            delimiter,
+            quote,
+            escape: byte(&job.source.escape).unwrap_or(quote),
+            detect: true,
+        })
+    }
+
+    /// The `read_csv` options.
+    fn sql(&self) -> String {
+        let char = |b: u8| literal(&char::from(b).to_string());
+        format!(
+            ", delim = {}, quote = {}, escape = {}{}",
+            char(self.delimiter),
+            char(self.quote),
+            char(self.escape),
+            if self.detect {
+                ""
+            } else {
+                ", auto_detect = false"
+            }
+        )
+    }
+
+    /// Whether DuckDB's sniffer reads `job`'s file in this dialect with `columns`: a quote
+    /// left open defeats it (it then finds no consistent dialect and refuses the file).
+    fn detects(&self, job: &LoadJob<'_>, columns: &[Column]) -> Result<bool> {
+        // With rejects stored, as the reads after it: without, a line that is not UTF-8
+        // already fails the sniffer.
+        let (rejects, scans) = ("micro_wh_csv_probe_rejects", "micro_wh_csv_probe_scans");
+        let sql = format!(
+            "DESCRIBE SELECT * FROM {}",
+            read_csv(job, columns, self, Some((rejects, scans)))
+        );
+        let probed = match job
+            .conn
+            .prepare(&sql)
+            .and_then(|mut s| s.query([]).map(|_| ()))
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.to_string().contains("Error when sniffing file") => Ok(false),
+            Err(cause) => Err(crate::error::Error::Sql { sql, cause }.into()),
+        };
+        db::execute(
+            job.conn,
+            &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
+        )?;
+        probed
+    }
+
+    /// The csv crate's reader of the same dialect.
+    fn reader(&self) -> csv::ReaderBuilder {
+        let mut builder = csv::ReaderBuilder::new();
+        builder.delimiter(self.delimiter).quote(self.quote);
+        if self.escape != self.quote {
+            builder.escape(Some(self.escape)).double_quote(false);
+        }
+        builder
+    }
+}
+
+/// The separator of a header line (`head` starts with it): with `columns` declared, the
+/// candidate found once less often than that; else the most frequent; `,` when none is.
+/// Separators inside quotes do not count.
+fn header_delimiter(head: &[u8], quote: u8, columns: Option<usize>) -> u8 {
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &b in head {
+        if b == quote {
+            quoted = !quoted;
+        } else if !quoted {
+            if b == b'\n' || b == b'\r' {
+                break;
+            }
+            if let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    let fits = columns.and_then(|n| (0..DELIMITERS.len()).find(|&i| counts[i] + 1 == n));
+    let most = (0..DELIMITERS.len())
+        .filter(|&i| counts[i] > 0)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)));
+    DELIMITERS[fits.or(most).unwrap_or(0)]
+}
+
+/// `read_csv(...)` with the source's columns, dialect and NULL tokens; bad lines go to the
 /// `rejects` tables.
-fn read_csv(job: &LoadJob<'_>, columns: &[Column], rejects: (&str, &str)) -> String {
+fn read_csv(
+    job: &LoadJob<'_>,
+    columns: &[Column],
+    dialect: &Dialect,
+    rejects: Option<(&str, &str)>,
+) -> String {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| format!("{}: {}", literal(&c.name), literal(&c.ty)))
@@ -160,23 +314,40 @@ fn read_csv(job: &LoadJob<'_>, columns: &[Column], rejects: (&str, &str)) -> Str
         ),
         None => String::new(),
     };
-    let (table, scan) = rejects;
-    let rejects =
-        format!(", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'");
+    let rejects = rejects.map_or(String::new(), |(table, scan)| {
+        format!(", store_rejects = true, rejects_table = '{table}', rejects_scan = '{scan}'")
+    });
     format!(
-        "read_csv({}, header = true, columns = {{{}}}, strict_mode = true, null_padding = false{nulls}{rejects})",
+        "read_csv({}, header = true, columns = {{{}}}, strict_mode = true, null_padding = false{}{nulls}{rejects})",
         path_literal(job.file),
-        cols.join(", ")
+        cols.join(", "),
+        dialect.sql()
     )
 }
 
 /// DuckDB's sniffer decides the columns when none are declared.
-fn sniff(job: &LoadJob<'_>) -> Result<Vec<Column>> {
+fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
     describe(
         job.conn,
-        &format!("read_csv({}, header = true)", path_literal(job.file)),
+        &format!(
+            "read_csv({}, header = true{})",
+            path_literal(job.file),
+            dialect.sql()
+        ),
         job.file,
     )
+    .map_err(|e| {
+        if format!("{e:#}").contains("Error when sniffing file") {
+            e.context(format!(
+                "DuckDB cannot infer the columns of {} (is a quote left open on some line?): \
+                 declare the source's `columns:` to load its other rows and quarantine the lines \
+                 that do not fit",
+                job.rel
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 /// Characters of a rejected row's text that DuckDB keeps (`reject_errors.csv_line`): a text
@@ -270,7 +441,11 @@ impl Breaks {
 
 /// The rows that fail NOT NULL or a check, numbered among the accepted rows (in file order),
 /// with the reason.
-fn constraint_failures(job: &LoadJob<'_>, columns: &[Column]) -> Result<BTreeMap<u64, String>> {
+fn constraint_failures(
+    job: &LoadJob<'_>,
+    columns: &[Column],
+    dialect: &Dialect,
+) -> Result<BTreeMap<u64, String>> {
     let conn = job.conn;
     // Read exactly as the first pass did, so the same lines are set aside and the numbering
     // of accepted rows matches (`ignore_errors` alone keeps some lines `store_rejects` drops).
@@ -279,7 +454,7 @@ fn constraint_failures(job: &LoadJob<'_>, columns: &[Column]) -> Result<BTreeMap
         conn,
         &format!("DROP TABLE IF EXISTS temp.{rejects}; DROP TABLE IF EXISTS temp.{scans};"),
     )?;
-    let reader = read_csv(job, columns, (rejects, scans));
+    let reader = read_csv(job, columns, dialect, Some((rejects, scans)));
     let relation = format!(
         "(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})"
     );
@@ -381,10 +556,12 @@ struct Located {
 /// back to where DuckDB's record ends.
 fn locate(
     path: &std::path::Path,
+    dialect: &Dialect,
     rejected_lines: &BTreeMap<u64, Option<u64>>,
     wanted: &BTreeMap<u64, String>,
 ) -> Result<Located> {
-    let mut reader = csv::ReaderBuilder::new()
+    let mut reader = dialect
+        .reader()
         .has_headers(true)
         .flexible(true)
         .from_path(path)
@@ -568,6 +745,7 @@ mod tests {
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
         let found = locate(
             &path,
+            &RFC4180,
             &BTreeMap::from([(3, Some(0)), (6, Some(0))]),
             &wanted,
         )
@@ -576,6 +754,28 @@ mod tests {
         assert_eq!(found.rows[&3], (6, ",3".to_owned()));
         assert_eq!(found.rows[&4], (8, "BOS,5".to_owned()));
         assert_eq!(found.rejected, BTreeMap::from([(3, 3), (6, 7)]));
+    }
+
+    const RFC4180: Dialect = Dialect {
+        delimiter: b',',
+        quote: b'"',
+        escape: b'"',
+        detect: true,
+    };
+
+    /// The header line gives the separator: the one that splits it into the declared
+    /// columns, else the most frequent outside quotes, else `,`.
+    #[test]
+    fn the_header_line_gives_the_separator() {
+        assert_eq!(header_delimiter(b"a,b,c\n1;2;3", b'"', None), b',');
+        assert_eq!(header_delimiter(b"a;b;c\r\n", b'"', None), b';');
+        assert_eq!(header_delimiter(b"\"x,y\";b;c", b'"', None), b';');
+        assert_eq!(header_delimiter(b"a\tb", b'"', None), b'\t');
+        assert_eq!(header_delimiter(b"only", b'"', None), b',');
+        // One comma, two pipes: three declared columns are split by the pipes.
+        assert_eq!(header_delimiter(b"a,x|b|c", b'"', Some(3)), b'|');
+        assert_eq!(header_delimiter(b"a,x|b|c", b'"', None), b'|');
+        assert_eq!(header_delimiter(b"a,b|c", b'"', None), b',');
     }
 
     /// A CRLF split between two reads counts once, a lone CR once, wherever the reads end.
@@ -599,7 +799,7 @@ mod tests {
         let path = dir.path().join("w.csv");
         std::fs::write(&path, "id,a\r\n1,1\r\n2,x\r\n3,500\r\n\r\n,2\r\n4,700").unwrap();
         let wanted = BTreeMap::from([(2, String::new()), (3, String::new()), (4, String::new())]);
-        let found = locate(&path, &BTreeMap::from([(3, Some(0))]), &wanted).unwrap();
+        let found = locate(&path, &RFC4180, &BTreeMap::from([(3, Some(0))]), &wanted).unwrap();
         assert_eq!(found.rows[&2], (4, "3,500".to_owned()));
         assert_eq!(found.rows[&3], (6, ",2".to_owned()));
         assert_eq!(found.rows[&4], (7, "4,700".to_owned()));

@@ -75,6 +75,8 @@ pub struct LoadJob<'a> {
     pub conn: &'a Connection,
     pub source: &'a SourceConfig,
     pub file: &'a Path,
+    /// The file as messages name it (relative to the project).
+    pub rel: &'a str,
     /// Empty unless the format holds several tables.
     pub table: &'a str,
     pub columns: Option<&'a [Column]>,
@@ -546,6 +548,7 @@ impl TableJob<'_> {
             conn,
             source: self.source,
             file: self.file.path,
+            rel: self.file.rel,
             table: self.table,
             columns: self.columns,
             incoming: &self.incoming,
