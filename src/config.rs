@@ -136,15 +136,16 @@ pub struct SourceConfig {
     /// CSV tokens read as NULL (default: the empty field).
     #[serde(default)]
     pub null_values: Option<Vec<String>>,
-    /// CSV field separator, one character (default: found in the header line among `,`
-    /// tab `;` `|`).
+    /// CSV field separator, one character (default: DuckDB's sniffer's, else the header
+    /// line's among `,` tab `;` `|`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// CSV quote character (default `"`).
+    /// CSV quote character, `""` for none (default: DuckDB's sniffer's, else `"` when some
+    /// line quotes a field whole, else none).
     #[serde(default)]
     pub quote: Option<String>,
-    /// CSV character before a quote inside a quoted field (default: the quote, doubled as
-    /// RFC 4180 has it; `\\` for `\"`).
+    /// CSV character before a quote inside a quoted field, `\\` for `\"` (default: DuckDB's
+    /// sniffer's, else the quote, doubled as RFC 4180 has it).
     #[serde(default)]
     pub escape: Option<String>,
     /// SQL predicates every row must satisfy.
@@ -427,21 +428,35 @@ impl SourceConfig {
                 return Err(format!("{key}: only for format csv"));
             }
         }
-        for (key, value) in [
-            ("delimiter", &self.delimiter),
-            ("quote", &self.quote),
-            ("escape", &self.escape),
-        ] {
-            if let Some(v) = value {
-                if v.len() != 1 || matches!(v.as_bytes()[0], b'\n' | b'\r') {
-                    return Err(format!(
-                        "{key}: one ASCII character other than a line break, found {v:?}"
-                    ));
-                }
+        let one_char = |v: &str, empty: bool| {
+            (v.len() == 1 && !matches!(v.as_bytes()[0], b'\n' | b'\r')) || (empty && v.is_empty())
+        };
+        if let Some(d) = &self.delimiter {
+            if !one_char(d, false) {
+                return Err(format!(
+                    "delimiter: one ASCII character other than a line break, found {d:?}"
+                ));
             }
         }
-        if self.delimiter.is_some() && self.delimiter == self.quote {
-            return Err("delimiter and quote: must differ".into());
+        for (key, value) in [("quote", &self.quote), ("escape", &self.escape)] {
+            let Some(v) = value else { continue };
+            if !one_char(v, true) {
+                return Err(format!(
+                    "{key}: one ASCII character other than a line break, or \"\" for none, found {v:?}"
+                ));
+            }
+            match &self.delimiter {
+                Some(d) if d == v => {
+                    return Err(format!("{key}: must differ from the delimiter {d:?}"));
+                }
+                None if v.len() == 1 && ",\t;|".contains(v.as_str()) => {
+                    return Err(format!(
+                        "{key}: {v:?} could be the separator found in a file's header line; \
+                         declare `delimiter:` too"
+                    ));
+                }
+                _ => {}
+            }
         }
         for (name, _) in &self.partition_by.0 {
             if !valid_name(name) {

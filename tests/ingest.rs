@@ -809,3 +809,110 @@ fn a_check_raising_an_error_quarantines_its_row_and_a_source_of_no_rows_keeps_a_
         "8 2025"
     );
 }
+
+/// Files a review of the dialect change read wrongly, each now read as it means: a header
+/// quote left open lost the whole file with exit 0; TSV quotes that are text, quotes escaped
+/// by a backslash and checks TRY cannot guard regressed; a header that does not split into
+/// the declared columns quarantined every row; the empty view's columns were not the lake's.
+#[test]
+fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_error() {
+    let p = Project::empty();
+    let declared = "    columns:\n      id: INTEGER NOT NULL\n      txt: VARCHAR\n";
+    let mut yaml = String::from("sources:\n");
+    for (name, extra) in [
+        ("hdr", "    checks: [\"id < 100\"]\n"),
+        ("tsv", ""),
+        ("bs", ""),
+        (
+            "vol",
+            "    checks: [\"random() < 2\", \"id IN (SELECT 1 UNION SELECT 2)\"]\n",
+        ),
+        ("ncol", ""),
+        ("last", ""),
+    ] {
+        yaml.push_str(&format!(
+            "  {name}:\n    format: csv\n    path: raw/{name}.csv\n{declared}{extra}"
+        ));
+    }
+    yaml.push_str(
+        "  kept:\n    format: csv\n    path: raw/kept.csv\n    columns:\n      id: INTEGER\n      d: DATE\n      city: VARCHAR\n    key: [id]\n    order_by: d\n    partition_by:\n      yr: \"year(d)\"\n      city: city\n",
+    );
+    p.write("warehouse.yaml", &yaml);
+    p.write("raw/hdr.csv", "id,\"txt\n1,a\n2,\"b\"\n3,c\n");
+    // No field is quoted whole: the quotes are text, as the sniffer found.
+    p.write("raw/tsv.csv", "id\ttxt\n1\t\"Hi, she said\n2\t12\" ruler\n");
+    p.write("raw/bs.csv", "id,txt\n1,\"say \\\"hi\\\"\"\n2,\"x, y\"\n");
+    p.write("raw/vol.csv", "id,txt\n1,a\n2,b\n3,c\n");
+    p.write("raw/ncol.csv", "id,txt,more\n1,a,b\n");
+    p.write("raw/last.csv", "id,txt\n1,\"a\"\n2,\"open\n");
+    p.write("raw/kept.csv", "id,d,city\n1,2024-01-02,Paris\n");
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("raw/hdr.csv: a quote opened in the header line is not closed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("raw/ncol.csv: the header line has 3 column(s)")
+            && stderr.contains("2 are declared (id, txt)"),
+        "{stderr}"
+    );
+    let texts = |source: &str| -> String {
+        p.warehouse_value(&format!(
+            "SELECT string_agg(txt, '|' ORDER BY id) FROM bronze_{source}"
+        ))
+    };
+    assert_eq!(texts("tsv"), "\"Hi, she said|12\" ruler");
+    assert_eq!(texts("bs"), "say \"hi\"|x, y");
+    assert_eq!(texts("vol"), "a|b");
+    assert_reason(
+        &quarantine(&p, "raw/vol.csv")[0],
+        4,
+        &["check failed: id IN"],
+    );
+    // A quote left open on the last line: its text without the line break, and no claim
+    // that it joined lines after it.
+    assert_eq!(quarantine(&p, "raw/last.csv")[0].0, 3);
+    assert_eq!(
+        p.warehouse_value::<String>(
+            "SELECT raw FROM ingest_quarantine WHERE file = 'raw/last.csv'"
+        ),
+        "2,\"open"
+    );
+    assert!(
+        !stderr.contains("raw/last.csv line 3: a quote opened there"),
+        "{stderr}"
+    );
+
+    // A keyed, partitioned source of no rows: its view has the lake's columns in its order.
+    let columns = |p: &Project| -> String {
+        p.warehouse_value(
+            "SELECT string_agg(column_name, ',' ORDER BY column_index) FROM duckdb_columns() WHERE table_name = 'bronze_kept'",
+        )
+    };
+    let with_rows = columns(&p);
+    assert_eq!(with_rows, "id,d,_source_file,city,yr");
+    p.write("raw/kept.csv", "id,d,city\n");
+    exit_code(&p, &["ingest", "kept"]);
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT count(*) FROM bronze_kept"),
+        0
+    );
+    assert_eq!(columns(&p), with_rows);
+
+    // Settings DuckDB would refuse for every file are refused before any is read.
+    for (setting, words) in [
+        ("quote: \",\"", "declare `delimiter:` too"),
+        (
+            "delimiter: \";\"\n    escape: \";\"",
+            "must differ from the delimiter",
+        ),
+    ] {
+        p.write(
+            "warehouse.yaml",
+            &format!("sources:\n  w:\n    format: csv\n    path: raw/vol.csv\n    {setting}\n"),
+        );
+        let err = p.fails(&["ingest", "w"]);
+        assert!(err.contains(words) && err.contains("sources.w"), "{err}");
+    }
+}

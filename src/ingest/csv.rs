@@ -36,17 +36,20 @@ impl Format for Csv {
                 columns: declared.unwrap_or_default(),
             });
         }
-        let mut dialect = Dialect::of(job, declared.as_deref())?;
+        let (mut dialect, sniffed) = Dialect::of(job, declared.as_deref())?;
         let columns = match declared {
             Some(c) => {
-                if !dialect.detects(job, &c)? {
+                if !sniffed && !dialect.detects(job, &c)? {
                     dialect.detect = false;
-                    tracing::warn!(
-                        "{}: DuckDB cannot detect this file's date and time formats (is a quote \
-                         left open on some line?); it is read with the declared types in their \
-                         standard forms (ISO dates), lines that do not fit quarantined",
-                        job.rel
-                    );
+                    if data_lines(job.file)? > 0 {
+                        tracing::warn!(
+                            "{}: DuckDB cannot detect this file's date and time formats (is a \
+                             quote left open on some line?); it is read with the declared types \
+                             in their standard forms (ISO dates), lines that do not fit \
+                             quarantined (declare `quote: \"\"` if the file's quotes are text)",
+                            job.rel
+                        );
+                    }
                 }
                 c
             }
@@ -81,7 +84,7 @@ impl Format for Csv {
             format!(
                 "SELECT {} FROM ({}) WHERE _reason IS NULL",
                 list.join(", "),
-                checked_select(&relation, &columns, &job.source.checks, false, None)
+                checked_select(&relation, &columns, job.checks, false, None)
             )
         } else {
             format!("SELECT {} FROM {relation}", list.join(", "))
@@ -95,12 +98,13 @@ impl Format for Csv {
 
         // One quarantine row per rejected line, every error of the line in its reason. (In a
         // CRLF file DuckDB's text of a line begins with the LF of the line before, and after a
-        // blank line with that line's CRLF.)
+        // blank line with that line's CRLF; a quote left open on the last line keeps its
+        // line break.)
         db::execute(
             conn,
             &format!(
                 "INSERT INTO {QUARANTINE}
-                 SELECT line, ltrim(any_value(csv_line), chr(13) || chr(10)),
+                 SELECT line, rtrim(ltrim(any_value(csv_line), chr(13) || chr(10)), chr(13) || chr(10)),
                         string_agg(CASE WHEN error_type = 'CAST'
                                         THEN 'column ' || column_name || ': ' || regexp_replace(error_message, '^Error when converting column \"[^\"]*\"\\. ', '')
                                         ELSE lower(error_type) || ': ' || error_message END, '; ' ORDER BY column_idx)
@@ -171,53 +175,131 @@ impl Format for Csv {
 }
 
 /// How a file is read, alike by DuckDB and by the pass that finds lines: the separator, the
-/// quote and its escape, and whether DuckDB's sniffer detects the rest (date and time
-/// formats, comment lines).
+/// quote (none: quotes are text) and its escape, and whether DuckDB's sniffer detects the
+/// rest (date and time formats, comment lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Dialect {
     delimiter: u8,
-    quote: u8,
-    escape: u8,
+    quote: Option<u8>,
+    escape: Option<u8>,
     detect: bool,
 }
 
 /// Separators looked for in a header line, preferred in this order on a tie.
 const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
 
+/// Bytes of the file's start read to find its header and whether it quotes fields.
+const HEAD_BYTES: u64 = 1 << 16;
+
 impl Dialect {
-    /// The source's delimiter, quote and escape, each by default as RFC 4180 has it or, for
-    /// the delimiter, as the header line shows it. They are never left to DuckDB's sniffer:
-    /// a quote left open on any line makes it choose no quote character at all (every
-    /// quoted value then loads with its quotes, or the rows of a field holding the separator
-    /// are refused) and often a wrong separator.
-    fn of(job: &LoadJob<'_>, declared: Option<&[Column]>) -> Result<Dialect> {
-        let byte = |v: &Option<String>| v.as_deref().map(|v| v.as_bytes()[0]);
-        let quote = byte(&job.source.quote).unwrap_or(b'"');
-        let delimiter = match byte(&job.source.delimiter) {
-            Some(d) => d,
-            None => {
-                let mut head = Vec::with_capacity(1 << 16);
-                std::fs::File::open(job.file)
-                    .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
-                    .with_context(|| format!("cannot read {}", job.file.display()))?;
-                let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
-                header_delimiter(head, quote, declared.map(<[Column]>::len))
-            }
+    /// The source's declared delimiter, quote and escape, else DuckDB's sniffer's when it
+    /// found a quote character (it reads well-formed files right, quotes escaped by a
+    /// backslash or other than `"` included), else `"` doubled as RFC 4180 has it when some
+    /// line holds a field quoted whole, else no quote (quotes are text, as in most TSV). A
+    /// quote left open on any line makes the sniffer choose no quote and often a wrong
+    /// separator: trusted, it loaded `"ok"` with its quotes and refused rows whose quoted
+    /// field held the separator. Found this way, the separator is the header line's.
+    /// Also says whether the sniffer chose this dialect itself (it then detects the date
+    /// formats in it too).
+    fn of(job: &LoadJob<'_>, declared: Option<&[Column]>) -> Result<(Dialect, bool)> {
+        let one = |v: &Option<String>| v.as_deref().map(|v| v.bytes().next());
+        let mut head = Vec::with_capacity(HEAD_BYTES as usize);
+        std::fs::File::open(job.file)
+            .and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head))
+            .with_context(|| format!("cannot read {}", job.file.display()))?;
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+        let sniffed = sniffed_dialect(job).filter(|d| d.quote.is_some());
+        let quote = match one(&job.source.quote) {
+            Some(q) => q,
+            None => match sniffed {
+                Some(d) => d.quote,
+                None => {
+                    let rfc = Some(b'"');
+                    let delimiter = one(&job.source.delimiter).flatten().unwrap_or_else(|| {
+                        header_delimiter(head, rfc, rfc, declared.map(<[Column]>::len))
+                    });
+                    has_quoted_field(head, delimiter).then_some(b'"')
+                }
+            },
         };
-        Ok(Dialect {
+        let escape = match one(&job.source.escape) {
+            Some(e) => e.or(quote),
+            None => sniffed
+                .filter(|d| d.quote == quote)
+                .and_then(|d| d.escape)
+                .or(quote),
+        };
+        let delimiter = match one(&job.source.delimiter).flatten() {
+            Some(d) => d,
+            None => match sniffed {
+                Some(d) => d.delimiter,
+                None => header_delimiter(head, quote, escape, declared.map(<[Column]>::len)),
+            },
+        };
+        // DuckDB refuses a quote or escape that is the separator: then the file quotes nothing.
+        let (quote, escape) = match quote {
+            Some(q) if q == delimiter || escape == Some(delimiter) => (None, None),
+            _ => (quote, escape),
+        };
+        let dialect = Dialect {
             delimiter,
             quote,
-            escape: byte(&job.source.escape).unwrap_or(quote),
+            escape,
             detect: true,
-        })
+        };
+        dialect.check_header(job, head, declared)?;
+        let chosen = sniffed.is_some_and(|d| {
+            d.delimiter == delimiter && d.quote == quote && d.escape.or(d.quote) == escape
+        });
+        Ok((dialect, chosen))
+    }
+
+    /// Refuses a header line that a quote left open joins to the lines after it (its rows
+    /// would vanish into the header), or that does not split into the declared columns.
+    fn check_header(
+        &self,
+        job: &LoadJob<'_>,
+        head: &[u8],
+        declared: Option<&[Column]>,
+    ) -> Result<()> {
+        if head.is_empty() {
+            return Ok(());
+        }
+        let header = scan_header(head, self.quote, self.escape);
+        if header.open {
+            bail!(
+                "{}: a quote opened in the header line is not closed on that line; fix the \
+                 header, or declare `quote: \"\"` if the file's quotes are text",
+                job.rel
+            );
+        }
+        if let Some(columns) = declared {
+            let found = header.outside[usize::from(self.delimiter)] + 1;
+            if found != columns.len() {
+                bail!(
+                    "{}: the header line has {found} column(s) separated by {:?}, but {} are \
+                     declared ({}); declare `delimiter:` if the separator is another",
+                    job.rel,
+                    char::from(self.delimiter),
+                    columns.len(),
+                    columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The `read_csv` options.
     fn sql(&self) -> String {
-        let char = |b: u8| literal(&char::from(b).to_string());
+        let char =
+            |b: Option<u8>| literal(&b.map(char::from).map(String::from).unwrap_or_default());
         format!(
             ", delim = {}, quote = {}, escape = {}{}",
-            char(self.delimiter),
+            char(Some(self.delimiter)),
             char(self.quote),
             char(self.escape),
             if self.detect {
@@ -229,7 +311,8 @@ impl Dialect {
     }
 
     /// Whether DuckDB's sniffer reads `job`'s file in this dialect with `columns`: a quote
-    /// left open defeats it (it then finds no consistent dialect and refuses the file).
+    /// left open defeats it (it finds no consistent dialect and refuses the file, or a record
+    /// runs past its longest line).
     fn detects(&self, job: &LoadJob<'_>, columns: &[Column]) -> Result<bool> {
         // With rejects stored, as the reads after it: without, a line that is not UTF-8
         // already fails the sniffer.
@@ -244,7 +327,13 @@ impl Dialect {
             .and_then(|mut s| s.query([]).map(|_| ()))
         {
             Ok(()) => Ok(true),
-            Err(e) if e.to_string().contains("Error when sniffing file") => Ok(false),
+            Err(e)
+                if ["Error when sniffing file", "Maximum line size"]
+                    .iter()
+                    .any(|m| e.to_string().contains(m)) =>
+            {
+                Ok(false)
+            }
             Err(cause) => Err(crate::error::Error::Sql { sql, cause }.into()),
         };
         db::execute(
@@ -257,37 +346,106 @@ impl Dialect {
     /// The csv crate's reader of the same dialect.
     fn reader(&self) -> csv::ReaderBuilder {
         let mut builder = csv::ReaderBuilder::new();
-        builder.delimiter(self.delimiter).quote(self.quote);
-        if self.escape != self.quote {
-            builder.escape(Some(self.escape)).double_quote(false);
+        builder.delimiter(self.delimiter);
+        match self.quote {
+            None => {
+                builder.quoting(false);
+            }
+            Some(q) => {
+                builder.quote(q);
+                if let Some(e) = self.escape.filter(|&e| e != q) {
+                    builder.escape(Some(e)).double_quote(false);
+                }
+            }
         }
         builder
+    }
+}
+
+/// The dialect DuckDB's sniffer finds for `job`'s file on its own (none when it fails).
+fn sniffed_dialect(job: &LoadJob<'_>) -> Option<Dialect> {
+    let sql = format!(
+        "SELECT Delimiter, Quote, Escape FROM sniff_csv({}, header = true)",
+        path_literal(job.file)
+    );
+    let (delimiter, quote, escape): (String, String, String) =
+        db::query_row(job.conn, &sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ok()?;
+    // sniff_csv spells "none" as "(empty)".
+    let byte = |s: &str| (s.len() == 1).then(|| s.as_bytes()[0]);
+    Some(Dialect {
+        delimiter: byte(&delimiter)?,
+        quote: byte(&quote),
+        escape: byte(&escape),
+        detect: true,
+    })
+}
+
+/// What a header line holds outside quotes (each byte's count), and whether a quote opened in
+/// it is still open at its end. `head` starts with the header line.
+struct HeaderScan {
+    outside: [usize; 256],
+    open: bool,
+}
+
+fn scan_header(head: &[u8], quote: Option<u8>, escape: Option<u8>) -> HeaderScan {
+    let mut outside = [0usize; 256];
+    let mut quoted = false;
+    let mut i = 0;
+    while i < head.len() {
+        let b = head[i];
+        if quoted {
+            if escape != quote && Some(b) == escape {
+                i += 1;
+            } else if Some(b) == quote {
+                quoted = false;
+            } else if b == b'\n' || b == b'\r' {
+                return HeaderScan {
+                    outside,
+                    open: true,
+                };
+            }
+        } else if Some(b) == quote {
+            quoted = true;
+        } else if b == b'\n' || b == b'\r' {
+            break;
+        } else {
+            outside[usize::from(b)] += 1;
+        }
+        i += 1;
+    }
+    HeaderScan {
+        outside,
+        open: quoted,
     }
 }
 
 /// The separator of a header line (`head` starts with it): with `columns` declared, the
 /// candidate found once less often than that; else the most frequent; `,` when none is.
 /// Separators inside quotes do not count.
-fn header_delimiter(head: &[u8], quote: u8, columns: Option<usize>) -> u8 {
-    let mut counts = [0usize; DELIMITERS.len()];
-    let mut quoted = false;
-    for &b in head {
-        if b == quote {
-            quoted = !quoted;
-        } else if !quoted {
-            if b == b'\n' || b == b'\r' {
-                break;
-            }
-            if let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
-                counts[i] += 1;
-            }
-        }
-    }
-    let fits = columns.and_then(|n| (0..DELIMITERS.len()).find(|&i| counts[i] + 1 == n));
+fn header_delimiter(
+    head: &[u8],
+    quote: Option<u8>,
+    escape: Option<u8>,
+    columns: Option<usize>,
+) -> u8 {
+    let header = scan_header(head, quote, escape);
+    let count = |i: usize| header.outside[usize::from(DELIMITERS[i])];
+    let fits = columns.and_then(|n| (0..DELIMITERS.len()).find(|&i| count(i) + 1 == n));
     let most = (0..DELIMITERS.len())
-        .filter(|&i| counts[i] > 0)
-        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)));
+        .filter(|&i| count(i) > 0)
+        .max_by_key(|&i| (count(i), std::cmp::Reverse(i)));
     DELIMITERS[fits.or(most).unwrap_or(0)]
+}
+
+/// Whether a line of `head` holds a field quoted whole with `"` (`,"a, b",` or `"x ""y"""`):
+/// the file quotes fields, so a quote opened elsewhere and never closed is a mistake.
+fn has_quoted_field(head: &[u8], delimiter: u8) -> bool {
+    let d = regex::escape(&char::from(delimiter).to_string());
+    let field = regex::bytes::Regex::new(&format!(
+        r#"(?m)(?:^|{d}|\r)"(?:[^"\r\n]|"")*"(?:{d}|\r|$)"#
+    ))
+    .expect("a valid regex");
+    field.is_match(head)
 }
 
 /// `read_csv(...)` with the source's columns, dialect and NULL tokens; bad lines go to the
@@ -341,7 +499,7 @@ fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
             e.context(format!(
                 "DuckDB cannot infer the columns of {} (is a quote left open on some line?): \
                  declare the source's `columns:` to load its other rows and quarantine the lines \
-                 that do not fit",
+                 that do not fit, or `quote: \"\"` if the file's quotes are text",
                 job.rel
             ))
         } else {
@@ -458,7 +616,7 @@ fn constraint_failures(
     let relation = format!(
         "(SELECT row_number() OVER () AS _line, CAST(NULL AS VARCHAR) AS _raw, * FROM {reader})"
     );
-    let checked = checked_select(&relation, columns, &job.source.checks, false, None);
+    let checked = checked_select(&relation, columns, job.checks, false, None);
     db::execute(conn, "SET preserve_insertion_order = true")?;
     let failures: Result<BTreeMap<u64, String>> = (|| {
         // Every column is selected: a column left unread is not cast (projection pushdown),
@@ -758,24 +916,53 @@ mod tests {
 
     const RFC4180: Dialect = Dialect {
         delimiter: b',',
-        quote: b'"',
-        escape: b'"',
+        quote: Some(b'"'),
+        escape: Some(b'"'),
         detect: true,
     };
+
+    const Q: Option<u8> = Some(b'"');
 
     /// The header line gives the separator: the one that splits it into the declared
     /// columns, else the most frequent outside quotes, else `,`.
     #[test]
     fn the_header_line_gives_the_separator() {
-        assert_eq!(header_delimiter(b"a,b,c\n1;2;3", b'"', None), b',');
-        assert_eq!(header_delimiter(b"a;b;c\r\n", b'"', None), b';');
-        assert_eq!(header_delimiter(b"\"x,y\";b;c", b'"', None), b';');
-        assert_eq!(header_delimiter(b"a\tb", b'"', None), b'\t');
-        assert_eq!(header_delimiter(b"only", b'"', None), b',');
+        assert_eq!(header_delimiter(b"a,b,c\n1;2;3", Q, Q, None), b',');
+        assert_eq!(header_delimiter(b"a;b;c\r\n", Q, Q, None), b';');
+        assert_eq!(header_delimiter(b"\"x,y\";b;c", Q, Q, None), b';');
+        assert_eq!(header_delimiter(b"a\tb", Q, Q, None), b'\t');
+        assert_eq!(header_delimiter(b"only", Q, Q, None), b',');
         // One comma, two pipes: three declared columns are split by the pipes.
-        assert_eq!(header_delimiter(b"a,x|b|c", b'"', Some(3)), b'|');
-        assert_eq!(header_delimiter(b"a,x|b|c", b'"', None), b'|');
-        assert_eq!(header_delimiter(b"a,b|c", b'"', None), b',');
+        assert_eq!(header_delimiter(b"a,x|b|c", Q, Q, Some(3)), b'|');
+        assert_eq!(header_delimiter(b"a,x|b|c", Q, Q, None), b'|');
+        assert_eq!(header_delimiter(b"a,b|c", Q, Q, None), b',');
+    }
+
+    /// A field quoted whole on one line says the file quotes fields; a stray quote does not.
+    #[test]
+    fn a_field_quoted_whole_says_the_file_quotes() {
+        assert!(has_quoted_field(b"a,b\n1,\"x, y\"\n", b','));
+        assert!(has_quoted_field(b"a\tb\r\n\"q \"\"r\"\"\"\t2\r\n", b'\t'));
+        assert!(has_quoted_field(b"a;b\r1;\"x\"\r", b';'));
+        assert!(!has_quoted_field(
+            b"a\tb\n1\t\"To be\" or not\n2\t12\" ruler\n",
+            b'\t'
+        ));
+        assert!(!has_quoted_field(b"a,b\n1,\"open\n2,x\n", b','));
+    }
+
+    /// A header whose quote stays open past its line end is refused, whatever follows.
+    #[test]
+    fn a_quote_left_open_in_the_header_shows() {
+        assert!(scan_header(b"id,\"name\n1,a\"\n", Q, Q).open);
+        assert!(scan_header(b"id,\"name", Q, Q).open);
+        assert!(!scan_header(b"id,\"na,me\"\n1,\"a\n", Q, Q).open);
+        assert!(!scan_header(b"id,\"a\\\"b\"\n", Q, Some(b'\\')).open);
+        assert!(!scan_header(b"id,\"name\n", None, None).open);
+        assert_eq!(
+            scan_header(b"id,\"na,me\"\n", Q, Q).outside[usize::from(b',')],
+            1
+        );
     }
 
     /// A CRLF split between two reads counts once, a lone CR once, wherever the reads end.

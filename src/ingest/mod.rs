@@ -77,6 +77,8 @@ pub struct LoadJob<'a> {
     pub file: &'a Path,
     /// The file as messages name it (relative to the project).
     pub rel: &'a str,
+    /// The source's checks, as the contract runs them.
+    pub checks: &'a [validate::Check],
     /// Empty unless the format holds several tables.
     pub table: &'a str,
     pub columns: Option<&'a [Column]>,
@@ -544,11 +546,13 @@ impl TableJob<'_> {
                 prefix: writer::file_prefix(self.file.rel),
                 options: crate::lake::CopyOptions::of(&self.env.config.lake),
             });
+        let checks = validate::checks(conn, &self.source.checks)?;
         let job = LoadJob {
             conn,
             source: self.source,
             file: self.file.path,
             rel: self.file.rel,
+            checks: &checks,
             table: self.table,
             columns: self.columns,
             incoming: &self.incoming,
@@ -638,17 +642,25 @@ impl BronzeView {
 
 impl BronzeView {
     /// The view's columns with no rows, as its files would give them: the declared columns
-    /// not written as folders, then the partition columns (which the reader appends).
-    fn empty_select(&self, declared: &[Column]) -> String {
+    /// not written as folders, `_source_file` where the source keeps it, then the partition
+    /// columns, which DuckDB's reader appends in name order.
+    fn empty_select(&self, source: &SourceConfig, declared: &[Column]) -> String {
+        let mut partitions: Vec<(&str, &str)> = self
+            .partitions
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        partitions.sort_unstable();
         let columns: Vec<String> = declared
             .iter()
             .filter(|c| !self.partitions.iter().any(|(p, _)| p == &c.name))
             .map(|c| (c.name.as_str(), c.ty.as_str()))
             .chain(
-                self.partitions
-                    .iter()
-                    .map(|(p, t)| (p.as_str(), t.as_str())),
+                writer::layout(source)
+                    .merges()
+                    .then_some((writer::SOURCE_FILE_COLUMN, "VARCHAR")),
             )
+            .chain(partitions)
             .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {}", ident(name)))
             .collect();
         format!("SELECT {} WHERE false", columns.join(", "))
@@ -706,7 +718,7 @@ fn create_bronze_view(
                 &format!(
                     "CREATE OR REPLACE VIEW {} AS {}",
                     ident(&bronze.view),
-                    bronze.empty_select(declared)
+                    bronze.empty_select(source, declared)
                 ),
             )?;
             tracing::warn!(

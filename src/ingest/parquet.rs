@@ -36,7 +36,7 @@ impl Format for Parquet {
         let checked = checked_select(
             &relation("CAST(NULL AS VARCHAR)"),
             &columns,
-            &job.source.checks,
+            job.checks,
             cast,
             None,
         );
@@ -55,7 +55,7 @@ impl Format for Parquet {
             let with_raw = checked_select(
                 &relation("CAST(to_json(t) AS VARCHAR)"),
                 &columns,
-                &job.source.checks,
+                job.checks,
                 cast,
                 None,
             );

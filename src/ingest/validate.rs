@@ -56,6 +56,45 @@ pub fn parse_columns(pairs: &[(String, String)], source: &str) -> Result<Vec<Col
     Ok(columns)
 }
 
+/// A row check of a source, and whether it runs under `TRY`, which turns an error it raises
+/// on a row (a cast of that row's text) into a failure of that row instead of the file's.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub sql: String,
+    pub guarded: bool,
+}
+
+/// The source's `checks`, each guarded by `TRY` unless it holds a subquery or calls a
+/// function DuckDB deems volatile (`random()`), which `TRY` refuses: such a check raising an
+/// error still fails the file, as before.
+pub fn checks(conn: &Connection, checks: &[String]) -> Result<Vec<Check>> {
+    if checks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let volatile: std::collections::BTreeSet<String> = crate::db::query_rows(
+        conn,
+        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE stability = 'VOLATILE'",
+        [],
+        |r| r.get(0),
+    )?
+    .into_iter()
+    .collect();
+    let word = regex::Regex::new(r"(?i)\b([a-z_][a-z0-9_]*)\s*(\()?").expect("a valid regex");
+    Ok(checks
+        .iter()
+        .map(|sql| {
+            let unguardable = word.captures_iter(sql).any(|m| {
+                let w = m[1].to_ascii_lowercase();
+                w == "select" || (m.get(2).is_some() && volatile.contains(&w))
+            });
+            Check {
+                sql: sql.clone(),
+                guarded: !unguardable,
+            }
+        })
+        .collect())
+}
+
 /// Checks the types of a source's declared `columns` before any file is read: a misspelled
 /// type is one error naming the column, not a failure of every file in the manifest. (Keys,
 /// checks and partition expressions may name columns that are not declared, which only a
@@ -89,7 +128,7 @@ pub fn has_constraints(columns: &[Column], checks: &[String]) -> bool {
 pub fn checked_select(
     relation: &str,
     columns: &[Column],
-    checks: &[String],
+    checks: &[Check],
     cast: bool,
     pre_reason: Option<&str>,
 ) -> String {
@@ -129,12 +168,19 @@ pub fn checked_select(
             ))
         ));
     }
-    for check in checks {
+    for Check {
+        sql: check,
+        guarded,
+    } in checks
+    {
         // SQL CHECK semantics: a predicate that is NULL (a NULL input) passes; NOT NULL is
-        // declared on the column. A check that raises an error on a row (a cast of its text)
-        // fails that row rather than the whole file: TRY turns the error into NULL, which
-        // `IS NOT FALSE` never gives otherwise.
-        let verdict = format!("TRY(({check}) IS NOT FALSE)");
+        // declared on the column. A guarded check that raises an error on a row fails that
+        // row: TRY turns the error into NULL, which `IS NOT FALSE` never gives otherwise.
+        let verdict = if *guarded {
+            format!("TRY(({check}) IS NOT FALSE)")
+        } else {
+            format!("(({check}) IS NOT FALSE)")
+        };
         passes.push(format!("{verdict} IS TRUE"));
         rules.push(format!(
             "CASE {verdict} WHEN false THEN {} WHEN true THEN NULL ELSE {} END",
