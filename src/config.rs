@@ -140,8 +140,8 @@ pub struct SourceConfig {
     /// line's among `,` tab `;` `|`).
     #[serde(default)]
     pub delimiter: Option<String>,
-    /// CSV quote character, `""` for none (default: DuckDB's sniffer's, else `"` when some
-    /// line quotes a field whole, else none).
+    /// CSV quote character, `""` for none (default: DuckDB's sniffer's when it finds one,
+    /// else `"`).
     #[serde(default)]
     pub quote: Option<String>,
     /// CSV character before a quote inside a quoted field, `\\` for `\"` (default: DuckDB's

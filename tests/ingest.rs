@@ -821,12 +821,14 @@ fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_
     let mut yaml = String::from("sources:\n");
     for (name, extra) in [
         ("hdr", "    checks: [\"id < 100\"]\n"),
-        ("tsv", ""),
+        ("tsv", "    quote: \"\"\n"),
         ("bs", ""),
         (
             "vol",
-            "    checks: [\"random() < 2\", \"id IN (SELECT 1 UNION SELECT 2)\"]\n",
+            "    checks: [\"random() < 2\", \"id IN (FROM (VALUES (1), (2)))\"]\n",
         ),
+        ("late", ""),
+        ("inner", ""),
         ("ncol", ""),
         ("last", ""),
     ] {
@@ -839,8 +841,18 @@ fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_
     );
     p.write("warehouse.yaml", &yaml);
     p.write("raw/hdr.csv", "id,\"txt\n1,a\n2,\"b\"\n3,c\n");
-    // No field is quoted whole: the quotes are text, as the sniffer found.
+    // Declared: the quotes are text.
     p.write("raw/tsv.csv", "id\ttxt\n1\t\"Hi, she said\n2\t12\" ruler\n");
+    // The first quoted fields come after the lines DuckDB's sniffer samples: they are still
+    // quoted fields (the sniffer, finding no quote, had them loaded with their quotes).
+    let mut late = String::from("id,txt\n");
+    for i in 1..=40_000 {
+        late.push_str(&format!("{i},t{i}\n"));
+    }
+    late.push_str("40001,\"a,b\"\n40002,\"q\"\"x\"\n40003,\"multi\nline\"\n40004,z\n");
+    p.write("raw/late.csv", &late);
+    // A quote inside a header name is text; a quoted name may hold a line break.
+    p.write("raw/inner.csv", "id,\"si\nze\"\"in\"\n1,\"a,b\"\n2,x\"y\n");
     p.write("raw/bs.csv", "id,txt\n1,\"say \\\"hi\\\"\"\n2,\"x, y\"\n");
     p.write("raw/vol.csv", "id,txt\n1,a\n2,b\n3,c\n");
     p.write("raw/ncol.csv", "id,txt,more\n1,a,b\n");
@@ -849,7 +861,7 @@ fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("raw/hdr.csv: a quote opened in the header line is not closed"),
+        stderr.contains("raw/hdr.csv: in the header line a quoted name is followed by more text"),
         "{stderr}"
     );
     assert!(
@@ -870,6 +882,17 @@ fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_
         4,
         &["check failed: id IN"],
     );
+    assert_eq!(
+        manifest(&p, "raw/late.csv"),
+        (40_004, 40_004, 0, "loaded".into())
+    );
+    assert_eq!(
+        p.warehouse_value::<String>(
+            "SELECT string_agg(txt, '|' ORDER BY id) FROM bronze_late WHERE id > 40000"
+        ),
+        "a,b|q\"x|multi\nline|z"
+    );
+    assert_eq!(texts("inner"), "a,b|x\"y");
     // A quote left open on the last line: its text without the line break, and no claim
     // that it joined lines after it.
     assert_eq!(quarantine(&p, "raw/last.csv")[0].0, 3);

@@ -261,7 +261,14 @@ fn consume(job: &LoadJob<'_>, columns: &[Column], shape: Shape, rx: Receiver<Msg
         Shape::Json => json_relation(columns),
     };
     let pre_reason = (shape == Shape::Json).then_some(NOT_AN_OBJECT);
-    let checked = checked_select(&relation, columns, job.checks, true, pre_reason);
+    let checked = checked_select(
+        job.conn,
+        &relation,
+        columns,
+        &job.source.checks,
+        true,
+        pre_reason,
+    );
     let mut valid_list: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
     if job.ordered {
         valid_list.push("_line".into());

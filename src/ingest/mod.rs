@@ -77,8 +77,6 @@ pub struct LoadJob<'a> {
     pub file: &'a Path,
     /// The file as messages name it (relative to the project).
     pub rel: &'a str,
-    /// The source's checks, as the contract runs them.
-    pub checks: &'a [validate::Check],
     /// Empty unless the format holds several tables.
     pub table: &'a str,
     pub columns: Option<&'a [Column]>,
@@ -546,13 +544,11 @@ impl TableJob<'_> {
                 prefix: writer::file_prefix(self.file.rel),
                 options: crate::lake::CopyOptions::of(&self.env.config.lake),
             });
-        let checks = validate::checks(conn, &self.source.checks)?;
         let job = LoadJob {
             conn,
             source: self.source,
             file: self.file.path,
             rel: self.file.rel,
-            checks: &checks,
             table: self.table,
             columns: self.columns,
             incoming: &self.incoming,
@@ -642,16 +638,23 @@ impl BronzeView {
 
 impl BronzeView {
     /// The view's columns with no rows, as its files would give them: the declared columns
-    /// not written as folders, `_source_file` where the source keeps it, then the partition
+    /// not written as folders, `_source_file` where the source keeps it, each typed as the
+    /// lake's files give it back (HUGEINT as DECIMAL(38,0), JSON as VARCHAR: a file of no
+    /// rows is written as the lake's writer writes and read to know), then the partition
     /// columns, which DuckDB's reader appends in name order.
-    fn empty_select(&self, source: &SourceConfig, declared: &[Column]) -> String {
-        let mut partitions: Vec<(&str, &str)> = self
-            .partitions
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        partitions.sort_unstable();
-        let columns: Vec<String> = declared
+    fn empty_select(
+        &self,
+        conn: &Connection,
+        source: &SourceConfig,
+        declared: &[Column],
+    ) -> Result<String> {
+        let nulls = |columns: &mut dyn Iterator<Item = (&str, &str)>| -> String {
+            columns
+                .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {}", ident(name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let stored: Vec<(&str, &str)> = declared
             .iter()
             .filter(|c| !self.partitions.iter().any(|(p, _)| p == &c.name))
             .map(|c| (c.name.as_str(), c.ty.as_str()))
@@ -660,10 +663,40 @@ impl BronzeView {
                     .merges()
                     .then_some((writer::SOURCE_FILE_COLUMN, "VARCHAR")),
             )
-            .chain(partitions)
-            .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {}", ident(name)))
             .collect();
-        format!("SELECT {} WHERE false", columns.join(", "))
+        let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+        let file = dir.path().join("empty.parquet");
+        // Written as the lake's writer writes: with the types other engines read.
+        let select = db::portable_select(
+            conn,
+            &format!("SELECT {} WHERE false", nulls(&mut stored.iter().copied())),
+        )?;
+        db::execute(
+            conn,
+            &format!(
+                "COPY ({select}) TO {} (FORMAT parquet)",
+                db::path_literal(&file)
+            ),
+        )?;
+        let read = db::describe(
+            conn,
+            &format!("SELECT * FROM read_parquet({})", db::path_literal(&file)),
+        )?;
+        let mut partitions: Vec<(&str, &str)> = self
+            .partitions
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        partitions.sort_unstable();
+        Ok(format!(
+            "SELECT {} WHERE false",
+            nulls(
+                &mut read
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t.as_str()))
+                    .chain(partitions)
+            )
+        ))
     }
 }
 
@@ -718,7 +751,7 @@ fn create_bronze_view(
                 &format!(
                     "CREATE OR REPLACE VIEW {} AS {}",
                     ident(&bronze.view),
-                    bronze.empty_select(source, declared)
+                    bronze.empty_select(env.conn, source, declared)?
                 ),
             )?;
             tracing::warn!(

@@ -34,9 +34,10 @@ impl Format for Parquet {
             format!("(SELECT file_row_number + 1 AS _line, {raw} AS _raw, * FROM {scan} t)")
         };
         let checked = checked_select(
+            job.conn,
             &relation("CAST(NULL AS VARCHAR)"),
             &columns,
-            job.checks,
+            &job.source.checks,
             cast,
             None,
         );
@@ -53,9 +54,10 @@ impl Format for Parquet {
         )?;
         if cast || has_constraints(&columns, &job.source.checks) {
             let with_raw = checked_select(
+                job.conn,
                 &relation("CAST(to_json(t) AS VARCHAR)"),
                 &columns,
-                job.checks,
+                &job.source.checks,
                 cast,
                 None,
             );

@@ -56,43 +56,25 @@ pub fn parse_columns(pairs: &[(String, String)], source: &str) -> Result<Vec<Col
     Ok(columns)
 }
 
-/// A row check of a source, and whether it runs under `TRY`, which turns an error it raises
-/// on a row (a cast of that row's text) into a failure of that row instead of the file's.
-#[derive(Debug, Clone)]
-pub struct Check {
-    pub sql: String,
-    pub guarded: bool,
-}
-
-/// The source's `checks`, each guarded by `TRY` unless it holds a subquery or calls a
-/// function DuckDB deems volatile (`random()`), which `TRY` refuses: such a check raising an
-/// error still fails the file, as before.
-pub fn checks(conn: &Connection, checks: &[String]) -> Result<Vec<Check>> {
-    if checks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let volatile: std::collections::BTreeSet<String> = crate::db::query_rows(
-        conn,
-        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE stability = 'VOLATILE'",
-        [],
-        |r| r.get(0),
-    )?
-    .into_iter()
-    .collect();
-    let word = regex::Regex::new(r"(?i)\b([a-z_][a-z0-9_]*)\s*(\()?").expect("a valid regex");
-    Ok(checks
+/// Whether `check` may run under `TRY`, which turns an error it raises on a row (a cast of
+/// that row's text) into a failure of that row instead of the file's. DuckDB refuses `TRY`
+/// around a subquery or a volatile function (`random()`), in whatever form it is written,
+/// so it is asked: the check is bound over NULLs of the file's `columns`. Such a check
+/// raising an error still fails the file.
+fn guardable(conn: &Connection, columns: &[Column], check: &str) -> bool {
+    let nulls: Vec<String> = columns
         .iter()
-        .map(|sql| {
-            let unguardable = word.captures_iter(sql).any(|m| {
-                let w = m[1].to_ascii_lowercase();
-                w == "select" || (m.get(2).is_some() && volatile.contains(&w))
-            });
-            Check {
-                sql: sql.clone(),
-                guarded: !unguardable,
-            }
-        })
-        .collect())
+        .map(|c| format!("CAST(NULL AS {}) AS {}", c.ty, ident(&c.name)))
+        .chain(["CAST(NULL AS BIGINT) AS _line".to_owned()])
+        .collect();
+    let probe = format!(
+        "SELECT TRY(({check}) IS NOT FALSE) FROM (SELECT {})",
+        nulls.join(", ")
+    );
+    match conn.prepare(&probe) {
+        Err(e) => !e.to_string().contains("TRY can not be used"),
+        Ok(_) => true,
+    }
 }
 
 /// Checks the types of a source's declared `columns` before any file is read: a misspelled
@@ -126,9 +108,10 @@ pub fn has_constraints(columns: &[Column], checks: &[String]) -> bool {
 /// expression over the relation `r`, refuses a row before anything else (a line that is not
 /// a JSON object).
 pub fn checked_select(
+    conn: &Connection,
     relation: &str,
     columns: &[Column],
-    checks: &[Check],
+    checks: &[String],
     cast: bool,
     pre_reason: Option<&str>,
 ) -> String {
@@ -168,15 +151,11 @@ pub fn checked_select(
             ))
         ));
     }
-    for Check {
-        sql: check,
-        guarded,
-    } in checks
-    {
+    for check in checks {
         // SQL CHECK semantics: a predicate that is NULL (a NULL input) passes; NOT NULL is
         // declared on the column. A guarded check that raises an error on a row fails that
         // row: TRY turns the error into NULL, which `IS NOT FALSE` never gives otherwise.
-        let verdict = if *guarded {
+        let verdict = if guardable(conn, columns, check) {
             format!("TRY(({check}) IS NOT FALSE)")
         } else {
             format!("(({check}) IS NOT FALSE)")
