@@ -939,3 +939,53 @@ fn csv_dialects_the_sniffer_reads_right_stay_and_a_header_quote_left_open_is_an_
         assert!(err.contains(words) && err.contains("sources.w"), "{err}");
     }
 }
+
+/// Blank and comment lines before the header are skipped as DuckDB skips them, and the lines
+/// of quarantined rows after them are still the file's (found by a third review: the first
+/// line was taken for the header, which loaded one column of `id;name` or failed the file);
+/// a header over 64 KiB and a space after a quoted name are read too.
+#[test]
+fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_reads_them() {
+    let p = Project::empty();
+    let wide: Vec<String> = (0..3000).map(|i| format!("sensor_column_{i:05}")).collect();
+    let mut yaml = String::from(
+        "sources:\n  w:\n    format: csv\n    path: raw/w.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n    checks: [\"id < 4\"]\n  u:\n    format: csv\n    path: raw/u.csv\n  s:\n    format: csv\n    path: raw/s.csv\n    columns:\n      id: INTEGER\n      name: VARCHAR\n  wide:\n    format: csv\n    path: raw/wide.csv\n    columns:\n",
+    );
+    for name in &wide {
+        yaml.push_str(&format!("      {name}: INTEGER\n"));
+    }
+    p.write("warehouse.yaml", &yaml);
+    p.write(
+        "raw/w.csv",
+        "# exported\n\nid,name\n1,\"a\"\n,b\nx,c\n4,\"d\"\n2,\"multi\nline\"\n,z\n",
+    );
+    p.write("raw/u.csv", "\n# by a tool\nid;name\n1;a\n2;b\n");
+    p.write("raw/s.csv", "\"id\" ,\"name\"\n1,a\n");
+    let row: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    p.write(
+        "raw/wide.csv",
+        &format!("{}\n{}\n", wide.join(","), row.join(",")),
+    );
+    let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let lines: Vec<i64> = quarantine(&p, "raw/w.csv").iter().map(|q| q.0).collect();
+    assert_eq!(lines, [5, 6, 7, 10]);
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT string_agg(name, '|' ORDER BY id) FROM bronze_w"),
+        "a|multi\nline"
+    );
+    assert_eq!(
+        p.warehouse_value::<String>(
+            "SELECT string_agg(id || '=' || name, '|' ORDER BY id) FROM bronze_u"
+        ),
+        "1=a|2=b"
+    );
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT name FROM bronze_s"),
+        "a"
+    );
+    assert_eq!(
+        p.warehouse_value::<i64>("SELECT sensor_column_02999 FROM bronze_wide"),
+        2999
+    );
+}

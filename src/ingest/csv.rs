@@ -41,7 +41,7 @@ impl Format for Csv {
             Some(c) => {
                 if !sniffed && !dialect.detects(job, &c)? {
                     dialect.detect = false;
-                    if data_lines(job.file)? > 0 {
+                    if data_lines(job.file, dialect.skip)? > 0 {
                         tracing::warn!(
                             "{}: DuckDB cannot detect this file's date and time formats (is a \
                              quote left open on some line?); it is read with the declared types \
@@ -142,7 +142,7 @@ impl Format for Csv {
         // so lines = loaded + rejected leaves no room for a failed row or a longer record.
         let mut failed = 0u64;
         if (constrained || !rejected_lines.is_empty())
-            && data_lines(job.file)? != loaded + rejected_lines.len() as u64
+            && data_lines(job.file, dialect.skip)? != loaded + rejected_lines.len() as u64
         {
             let failures = match constrained {
                 true => constraint_failures(job, &columns, &dialect)?,
@@ -190,13 +190,18 @@ struct Dialect {
     quote: Option<u8>,
     escape: Option<u8>,
     detect: bool,
+    /// Lines before the header (blank or comment lines), and the byte it starts at.
+    skip: u64,
+    start: u64,
 }
 
 /// Separators looked for in a header line, preferred in this order on a tie.
 const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
 
-/// Bytes of the file's start read to find its header and whether it quotes fields.
+/// Bytes of the file's start read first to find its header, and at most (a longer header
+/// is not checked).
 const HEAD_BYTES: u64 = 1 << 16;
+const HEAD_MAX_BYTES: u64 = 1 << 24;
 
 impl Dialect {
     /// The source's declared delimiter, quote and escape, else DuckDB's sniffer's when it
@@ -209,11 +214,6 @@ impl Dialect {
     /// dialect itself (it then detects the date formats in it too).
     fn of(job: &LoadJob<'_>, declared: Option<&[Column]>) -> Result<(Dialect, bool)> {
         let one = |v: &Option<String>| v.as_deref().map(|v| v.bytes().next());
-        let mut head = Vec::with_capacity(HEAD_BYTES as usize);
-        std::fs::File::open(job.file)
-            .and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head))
-            .with_context(|| format!("cannot read {}", job.file.display()))?;
-        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
         let sniffed = sniffed_dialect(job).filter(|d| d.quote.is_some());
         let quote = match one(&job.source.quote) {
             Some(q) => q,
@@ -226,11 +226,16 @@ impl Dialect {
                 .and_then(|d| d.escape)
                 .or(quote),
         };
+        let (head, bom, complete) = read_head(job.file, quote, escape)?;
+        // The lines before the header: the sniffer's count, else the blank and comment lines.
+        let skip = sniffed.map_or_else(|| leading_skip(&head), |d| d.skip);
+        let offset = Breaks::end_of(&head, skip);
+        let header = &head[offset as usize..];
         let delimiter = match one(&job.source.delimiter).flatten() {
             Some(d) => d,
             None => match sniffed {
                 Some(d) => d.delimiter,
-                None => header_delimiter(head, quote, escape, declared.map(<[Column]>::len)),
+                None => header_delimiter(header, quote, escape, declared.map(<[Column]>::len)),
             },
         };
         // DuckDB refuses a quote or escape that is the separator: then the file quotes nothing.
@@ -243,8 +248,10 @@ impl Dialect {
             quote,
             escape,
             detect: true,
+            skip,
+            start: bom + offset,
         };
-        dialect.check_header(job, head, declared)?;
+        dialect.check_header(job, header, complete, declared)?;
         let chosen = sniffed.is_some_and(|d| {
             d.delimiter == delimiter && d.quote == quote && d.escape.or(d.quote) == escape
         });
@@ -257,9 +264,10 @@ impl Dialect {
         &self,
         job: &LoadJob<'_>,
         head: &[u8],
+        complete: bool,
         declared: Option<&[Column]>,
     ) -> Result<()> {
-        if head.is_empty() {
+        if head.is_empty() || !complete {
             return Ok(());
         }
         let header = scan_header(head, self.quote, self.escape, |b| b == self.delimiter);
@@ -302,10 +310,11 @@ impl Dialect {
         let char =
             |b: Option<u8>| literal(&b.map(char::from).map(String::from).unwrap_or_default());
         format!(
-            ", delim = {}, quote = {}, escape = {}{}",
+            ", delim = {}, quote = {}, escape = {}, skip = {}{}",
             char(Some(self.delimiter)),
             char(self.quote),
             char(self.escape),
+            self.skip,
             if self.detect {
                 ""
             } else {
@@ -366,11 +375,14 @@ impl Dialect {
 /// The dialect DuckDB's sniffer finds for `job`'s file on its own (none when it fails).
 fn sniffed_dialect(job: &LoadJob<'_>) -> Option<Dialect> {
     let sql = format!(
-        "SELECT Delimiter, Quote, Escape FROM sniff_csv({}, header = true)",
+        "SELECT Delimiter, Quote, Escape, SkipRows FROM sniff_csv({}, header = true)",
         path_literal(job.file)
     );
-    let (delimiter, quote, escape): (String, String, String) =
-        db::query_row(job.conn, &sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ok()?;
+    let (delimiter, quote, escape, skip): (String, String, String, i64) =
+        db::query_row(job.conn, &sql, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .ok()?;
     // sniff_csv spells "none" as "(empty)".
     let byte = |s: &str| (s.len() == 1).then(|| s.as_bytes()[0]);
     Some(Dialect {
@@ -378,7 +390,58 @@ fn sniffed_dialect(job: &LoadJob<'_>) -> Option<Dialect> {
         quote: byte(&quote),
         escape: byte(&escape),
         detect: true,
+        skip: u64::try_from(skip).unwrap_or(0),
+        start: 0,
     })
+}
+
+/// The start of `file` up to the end of its header line (read again, larger, while a quoted
+/// name runs on, up to [`HEAD_MAX_BYTES`]) without a UTF-8 BOM, the BOM's length, and whether
+/// the header line ends within it.
+fn read_head(
+    file: &std::path::Path,
+    quote: Option<u8>,
+    escape: Option<u8>,
+) -> Result<(Vec<u8>, u64, bool)> {
+    let mut limit = HEAD_BYTES;
+    loop {
+        let mut head = Vec::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(limit).read_to_end(&mut head))
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let whole = (head.len() as u64) < limit;
+        let bom = if head.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        head.drain(..bom);
+        let skip = leading_skip(&head);
+        let header = &head[Breaks::end_of(&head, skip) as usize..];
+        let ended = scan_header(header, quote, escape, |b| DELIMITERS.contains(&b)).ended;
+        if ended || whole || limit >= HEAD_MAX_BYTES {
+            return Ok((head, bom as u64, ended || whole));
+        }
+        limit *= 4;
+    }
+}
+
+/// Lines at the start of `head` that are blank or comments (`#`), as DuckDB's sniffer
+/// skips them; a last line without its line break is not counted.
+fn leading_skip(head: &[u8]) -> u64 {
+    let mut skip = 0;
+    let mut rest = head;
+    loop {
+        let end = Breaks::end_of(rest, 1) as usize;
+        let line = &rest[..end];
+        let whole = line.ends_with(b"\n") || line.ends_with(b"\r");
+        let text = line.trim_ascii();
+        if !whole || !(text.is_empty() || text.starts_with(b"#")) {
+            return skip;
+        }
+        skip += 1;
+        rest = &rest[end..];
+    }
 }
 
 /// A header line read as RFC 4180 reads a record: each byte's count outside quoted names,
@@ -387,6 +450,8 @@ fn sniffed_dialect(job: &LoadJob<'_>) -> Option<Dialect> {
 struct HeaderScan {
     outside: [usize; 256],
     end: HeaderEnd,
+    /// A line break outside quotes ended it (else the bytes did).
+    ended: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -424,15 +489,21 @@ fn scan_header(
             }
         } else {
             let ends_field = is_separator(b) || b == b'\n' || b == b'\r';
-            if closed && !ends_field {
+            // Spaces after a closing quote are let pass, as DuckDB lets them.
+            if closed && !ends_field && b != b' ' && b != b'\t' {
                 return HeaderScan {
                     outside,
                     end: HeaderEnd::TextAfterQuote,
+                    ended: false,
                 };
             }
-            closed = false;
+            closed = closed && !ends_field;
             if b == b'\n' || b == b'\r' {
-                break;
+                return HeaderScan {
+                    outside,
+                    end: HeaderEnd::Line,
+                    ended: true,
+                };
             }
             if field_start && Some(b) == quote {
                 quoted = true;
@@ -450,6 +521,7 @@ fn scan_header(
         } else {
             HeaderEnd::Line
         },
+        ended: false,
     }
 }
 
@@ -536,7 +608,7 @@ fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
 const DUCKDB_REJECT_TEXT_CHARS: usize = 10_000;
 
 /// Lines after the header (a last line without a line break counts; blank lines too).
-fn data_lines(path: &std::path::Path) -> Result<u64> {
+fn data_lines(path: &std::path::Path, skip: u64) -> Result<u64> {
     use std::io::Read;
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -557,7 +629,7 @@ fn data_lines(path: &std::path::Path) -> Result<u64> {
     if last != b'\n' && last != b'\r' {
         lines += 1;
     }
-    Ok(lines.saturating_sub(1))
+    Ok(lines.saturating_sub(1 + skip))
 }
 
 /// Counts line breaks as DuckDB's CSV reader does: a LF, a CRLF and a lone CR each end a line.
@@ -596,8 +668,12 @@ impl Breaks {
         breaks.count
     }
 
-    /// The offset in `bytes` just after its `n`th break (a CRLF whole), or its length.
+    /// The offset in `bytes` just after its `n`th break (a CRLF whole; 0 for none), or its
+    /// length.
     fn end_of(bytes: &[u8], n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
         let mut seen = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -750,12 +826,23 @@ fn locate(
 ) -> Result<Located> {
     let mut reader = dialect
         .reader()
-        .has_headers(true)
+        .has_headers(false)
         .flexible(true)
         .from_path(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut lines = LineReader::open(path)?;
+    if dialect.skip > 0 {
+        // Both readers begin at the header, past the lines DuckDB skips too.
+        let mut position = csv::Position::new();
+        position.set_byte(dialect.start);
+        reader.seek_raw(SeekFrom::Start(dialect.start), position)?;
+        lines.rewind(dialect.start, dialect.skip)?;
+    }
     let mut record = csv::ByteRecord::new();
+    // The header, read as a record (the crate's own header handling does not follow a seek).
+    reader
+        .read_byte_record(&mut record)
+        .with_context(|| format!("cannot read the header of {}", path.display()))?;
     let mut found = Located {
         rows: BTreeMap::new(),
         rejected: BTreeMap::new(),
@@ -949,6 +1036,8 @@ mod tests {
         quote: Some(b'"'),
         escape: Some(b'"'),
         detect: true,
+        skip: 0,
+        start: 0,
     };
 
     const Q: Option<u8> = Some(b'"');
