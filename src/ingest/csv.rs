@@ -227,8 +227,9 @@ impl Dialect {
                 .or(quote),
         };
         let (head, bom, complete) = read_head(job.file, quote, escape)?;
-        // The lines before the header: the sniffer's count, else the blank and comment lines.
-        let skip = sniffed.map_or_else(|| leading_skip(&head), |d| d.skip);
+        // The lines before the header: blank and comment lines only. The sniffer may skip a
+        // header that does not fit the rows below it, and so take the first row for it.
+        let skip = leading_skip(&head);
         let offset = Breaks::end_of(&head, skip);
         let header = &head[offset as usize..];
         let delimiter = match one(&job.source.delimiter).flatten() {
@@ -253,7 +254,10 @@ impl Dialect {
         };
         dialect.check_header(job, header, complete, declared)?;
         let chosen = sniffed.is_some_and(|d| {
-            d.delimiter == delimiter && d.quote == quote && d.escape.or(d.quote) == escape
+            d.delimiter == delimiter
+                && d.quote == quote
+                && d.escape.or(d.quote) == escape
+                && d.skip == skip
         });
         Ok((dialect, chosen))
     }
@@ -426,8 +430,8 @@ fn read_head(
     }
 }
 
-/// Lines at the start of `head` that are blank or comments (`#`), as DuckDB's sniffer
-/// skips them; a last line without its line break is not counted.
+/// Lines at the start of `head` that are blank or comments (`#`), which DuckDB's sniffer
+/// skips too; a last line without its line break is not counted.
 fn leading_skip(head: &[u8]) -> u64 {
     let mut skip = 0;
     let mut rest = head;
@@ -840,16 +844,22 @@ fn locate(
     }
     let mut record = csv::ByteRecord::new();
     // The header, read as a record (the crate's own header handling does not follow a seek).
+    let header_start = reader.position().byte();
     reader
         .read_byte_record(&mut record)
         .with_context(|| format!("cannot read the header of {}", path.display()))?;
+    let (_, _, header) = lines.record(
+        record.position().map_or(header_start, |p| p.byte()),
+        reader.position().byte(),
+    )?;
     let mut found = Located {
         rows: BTreeMap::new(),
         rejected: BTreeMap::new(),
     };
     let mut ordinal = 0u64;
-    // Line breaks inside the quoted fields of the records so far.
-    let mut inner_breaks = 0u64;
+    // Line breaks inside the quoted fields of the records so far, the header's included
+    // (DuckDB counts it as one line, like every record).
+    let mut inner_breaks = Breaks::of(super::chunks::trim_newline(&header));
     let last = *wanted.keys().next_back().unwrap_or(&0);
     let last_rejected = rejected_lines.keys().next_back().copied().unwrap_or(0);
     loop {
