@@ -995,13 +995,16 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     let p = Project::empty();
     p.write(
         "warehouse.yaml",
-        "sources:\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
+        "sources:\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
     );
     p.write(
         "raw/g.csv",
         "id,name\n3,\"n3\",x\n4,\"n4\",x\n5,\"n5\",x\n6,\"n6\",x\n",
     );
     p.write("raw/m.csv", "id,\"na\nme\"\n1,a\n,b\nx,d\n");
+    // A header beginning with `#` is the header (a fifth review: it was skipped as a comment
+    // and the first row taken for the header, lost with exit 0).
+    p.write("raw/h.csv", "#id,name\n1,\"a\"\n2,b\n");
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -1012,4 +1015,8 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     assert_eq!(m.len(), 2, "{m:?}");
     assert_reason(&m[0], 4, &["NULL in a NOT NULL column"]);
     assert_reason(&m[1], 5, &["Could not convert"]);
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT string_agg(id || name, ',' ORDER BY id) FROM bronze_h"),
+        "1a,2b"
+    );
 }

@@ -214,7 +214,8 @@ impl Dialect {
     /// dialect itself (it then detects the date formats in it too).
     fn of(job: &LoadJob<'_>, declared: Option<&[Column]>) -> Result<(Dialect, bool)> {
         let one = |v: &Option<String>| v.as_deref().map(|v| v.bytes().next());
-        let sniffed = sniffed_dialect(job).filter(|d| d.quote.is_some());
+        let sniff = sniffed_dialect(job);
+        let sniffed = sniff.filter(|d| d.quote.is_some());
         let quote = match one(&job.source.quote) {
             Some(q) => q,
             None => sniffed.map_or(Some(b'"'), |d| d.quote),
@@ -227,9 +228,13 @@ impl Dialect {
                 .or(quote),
         };
         let (head, bom, complete) = read_head(job.file, quote, escape)?;
-        // The lines before the header: blank and comment lines only. The sniffer may skip a
-        // header that does not fit the rows below it, and so take the first row for it.
-        let skip = leading_skip(&head);
+        // The lines before the header: blank and comment lines, and no more than DuckDB's
+        // sniffer skips (it may skip a header that does not fit the rows below it and take the
+        // first row for it; a header may begin with `#`). Without the sniffer, blank lines.
+        let skip = match sniff {
+            Some(d) => leading_skip(&head, true).min(d.skip),
+            None => leading_skip(&head, false),
+        };
         let offset = Breaks::end_of(&head, skip);
         let header = &head[offset as usize..];
         let delimiter = match one(&job.source.delimiter).flatten() {
@@ -420,7 +425,8 @@ fn read_head(
             0
         };
         head.drain(..bom);
-        let skip = leading_skip(&head);
+        // Past every line that may be skipped: the header after them ends within `head`.
+        let skip = leading_skip(&head, true);
         let header = &head[Breaks::end_of(&head, skip) as usize..];
         let ended = scan_header(header, quote, escape, |b| DELIMITERS.contains(&b)).ended;
         if ended || whole || limit >= HEAD_MAX_BYTES {
@@ -430,9 +436,9 @@ fn read_head(
     }
 }
 
-/// Lines at the start of `head` that are blank or comments (`#`), which DuckDB's sniffer
-/// skips too; a last line without its line break is not counted.
-fn leading_skip(head: &[u8]) -> u64 {
+/// Lines at the start of `head` that are blank, or comments (`#`) with `comments`; a last
+/// line without its line break is not counted.
+fn leading_skip(head: &[u8], comments: bool) -> u64 {
     let mut skip = 0;
     let mut rest = head;
     loop {
@@ -440,7 +446,7 @@ fn leading_skip(head: &[u8]) -> u64 {
         let line = &rest[..end];
         let whole = line.ends_with(b"\n") || line.ends_with(b"\r");
         let text = line.trim_ascii();
-        if !whole || !(text.is_empty() || text.starts_with(b"#")) {
+        if !whole || !(text.is_empty() || comments && text.starts_with(b"#")) {
             return skip;
         }
         skip += 1;
