@@ -995,7 +995,7 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     let p = Project::empty();
     p.write(
         "warehouse.yaml",
-        "sources:\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
+        "sources:\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
     );
     p.write(
         "raw/g.csv",
@@ -1005,6 +1005,9 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     // A header beginning with `#` is the header (a fifth review: it was skipped as a comment
     // and the first row taken for the header, lost with exit 0).
     p.write("raw/h.csv", "#id,name\n1,\"a\"\n2,b\n");
+    // A comment before the header of a file with bad rows, whose sniffing skips nothing (a
+    // sixth review: the comment was taken for the header and the file failed).
+    p.write("raw/c.csv", "# c\nid,name\n1,a\n2,b\nx,d\n5,e,f\n6,g\n");
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -1019,4 +1022,10 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
         p.warehouse_value::<String>("SELECT string_agg(id || name, ',' ORDER BY id) FROM bronze_h"),
         "1a,2b"
     );
+    assert_eq!(
+        p.warehouse_value::<String>("SELECT string_agg(id || name, ',' ORDER BY id) FROM bronze_c"),
+        "1a,2b,6g"
+    );
+    let c: Vec<i64> = quarantine(&p, "raw/c.csv").iter().map(|q| q.0).collect();
+    assert_eq!(c, [5, 6]);
 }

@@ -228,13 +228,13 @@ impl Dialect {
                 .or(quote),
         };
         let (head, bom, complete) = read_head(job.file, quote, escape)?;
-        // The lines before the header: blank and comment lines, and no more than DuckDB's
-        // sniffer skips (it may skip a header that does not fit the rows below it and take the
-        // first row for it; a header may begin with `#`). Without the sniffer, blank lines.
-        let skip = match sniff {
-            Some(d) => leading_skip(&head, true).min(d.skip),
-            None => leading_skip(&head, false),
-        };
+        let skip = header_skip(
+            &head,
+            quote,
+            escape,
+            one(&job.source.delimiter).flatten(),
+            declared.map(<[Column]>::len),
+        );
         let offset = Breaks::end_of(&head, skip);
         let header = &head[offset as usize..];
         let delimiter = match one(&job.source.delimiter).flatten() {
@@ -434,6 +434,43 @@ fn read_head(
         }
         limit *= 4;
     }
+}
+
+/// The lines before the header: the leading blank lines, and the leading `#` lines up to the
+/// first that splits as a header must (into the declared columns, or like the line after
+/// it, in two fields or more), which is the header (`#id,name`). DuckDB's sniffer is not
+/// asked: it may skip a header that does not fit the rows below it and take the first row
+/// for it, or skip no comment at all when some rows are bad.
+fn header_skip(
+    head: &[u8],
+    quote: Option<u8>,
+    escape: Option<u8>,
+    delimiter: Option<u8>,
+    declared: Option<usize>,
+) -> u64 {
+    let leading = leading_skip(head, true);
+    let separators: Vec<u8> = delimiter.map_or(DELIMITERS.to_vec(), |d| vec![d]);
+    let fields = |line: &[u8], d: u8| {
+        scan_header(line, quote, escape, |b| b == d).outside[usize::from(d)] + 1
+    };
+    for k in 0..leading {
+        let start = Breaks::end_of(head, k) as usize;
+        let line = &head[start..];
+        if line.first() != Some(&b'#') {
+            continue;
+        }
+        let after = start + Breaks::end_of(line, 1) as usize;
+        let next = &head[after
+            + Breaks::end_of(&head[after..], leading_skip(&head[after..], false)) as usize..];
+        let fits = separators.iter().any(|&d| match declared {
+            Some(n) => n >= 2 && fields(line, d) == n,
+            None => fields(line, d) >= 2 && fields(line, d) == fields(next, d),
+        });
+        if fits {
+            return k;
+        }
+    }
+    leading
 }
 
 /// Lines at the start of `head` that are blank, or comments (`#`) with `comments`; a last
