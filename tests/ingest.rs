@@ -995,7 +995,7 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     let p = Project::empty();
     p.write(
         "warehouse.yaml",
-        "sources:\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
+        "sources:\n  one:\n    format: csv\n    path: raw/one.csv\n    columns:\n      id: INTEGER\n  sp:\n    format: csv\n    path: raw/sp.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  u:\n    format: csv\n    path: raw/u.csv\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
     );
     p.write(
         "raw/g.csv",
@@ -1008,6 +1008,11 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     // A comment before the header of a file with bad rows, whose sniffing skips nothing (a
     // sixth review: the comment was taken for the header and the file failed).
     p.write("raw/c.csv", "# c\nid,name\n1,a\n2,b\nx,d\n5,e,f\n6,g\n");
+    // A seventh review: a one-column `#id` header, a header indented before its `#`, and an
+    // undeclared `#` header whose first row is bad lost a row or failed the file.
+    p.write("raw/one.csv", "#id\n1\n2\n");
+    p.write("raw/sp.csv", " #id,name\n1,a\n2,b\n");
+    p.write("raw/u.csv", "#id,name\n1\n2,b\n3,c\n");
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -1028,4 +1033,13 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     );
     let c: Vec<i64> = quarantine(&p, "raw/c.csv").iter().map(|q| q.0).collect();
     assert_eq!(c, [5, 6]);
+    let ids = |source: &str, id: &str| -> String {
+        p.warehouse_value(&format!(
+            "SELECT string_agg(CAST({id} AS VARCHAR), ',' ORDER BY {id}) FROM bronze_{source}"
+        ))
+    };
+    assert_eq!(ids("one", "id"), "1,2");
+    assert_eq!(ids("sp", "id"), "1,2");
+    assert_eq!(ids("u", "\"#id\""), "2,3");
+    assert_eq!(quarantine(&p, "raw/u.csv")[0].0, 2);
 }

@@ -437,10 +437,11 @@ fn read_head(
 }
 
 /// The lines before the header: the leading blank lines, and the leading `#` lines up to the
-/// first that splits as a header must (into the declared columns, or like the line after
-/// it, in two fields or more), which is the header (`#id,name`). DuckDB's sniffer is not
-/// asked: it may skip a header that does not fit the rows below it and take the first row
-/// for it, or skip no comment at all when some rows are bad.
+/// first that splits as a header must (into the declared columns, or like one of the lines
+/// after it, in two fields or more), which is the header (`#id,name`). In a file of one
+/// column a `#` line cannot be told from a header by its shape, so it is the header, as DuckDB
+/// reads it. DuckDB's sniffer is not asked: it may skip a header that does not fit the rows
+/// below it and take the first row for it, or skip no comment at all when some rows are bad.
 fn header_skip(
     head: &[u8],
     quote: Option<u8>,
@@ -453,18 +454,44 @@ fn header_skip(
     let fields = |line: &[u8], d: u8| {
         scan_header(line, quote, escape, |b| b == d).outside[usize::from(d)] + 1
     };
+    let line_at = |at: usize| &head[at..];
+    // The first `n` lines that are not blank from byte `at` on.
+    let lines_from = |mut at: usize, n: usize| {
+        let mut lines = Vec::new();
+        while lines.len() < n && at < head.len() {
+            at += Breaks::end_of(&head[at..], leading_skip(&head[at..], false)) as usize;
+            if at >= head.len() {
+                break;
+            }
+            lines.push(line_at(at));
+            at += Breaks::end_of(&head[at..], 1) as usize;
+        }
+        lines
+    };
+    let one_column = match declared {
+        Some(n) => n == 1,
+        None => separators.iter().all(|&d| {
+            let first_row = line_at(Breaks::end_of(head, leading) as usize);
+            fields(first_row, d) == 1
+        }),
+    };
+    if one_column {
+        return leading_skip(head, false);
+    }
     for k in 0..leading {
         let start = Breaks::end_of(head, k) as usize;
-        let line = &head[start..];
-        if line.first() != Some(&b'#') {
+        let line = line_at(start);
+        let first = &line[..Breaks::end_of(line, 1) as usize];
+        if first.trim_ascii_start().first() != Some(&b'#') {
             continue;
         }
-        let after = start + Breaks::end_of(line, 1) as usize;
-        let next = &head[after
-            + Breaks::end_of(&head[after..], leading_skip(&head[after..], false)) as usize..];
-        let fits = separators.iter().any(|&d| match declared {
-            Some(n) => n >= 2 && fields(line, d) == n,
-            None => fields(line, d) >= 2 && fields(line, d) == fields(next, d),
+        let next = lines_from(start + first.len(), 3);
+        let fits = separators.iter().any(|&d| {
+            let f = fields(line, d);
+            match declared {
+                Some(n) => f == n,
+                None => f >= 2 && next.iter().any(|l| fields(l, d) == f),
+            }
         });
         if fits {
             return k;
@@ -627,26 +654,33 @@ fn read_csv(
 
 /// DuckDB's sniffer decides the columns when none are declared.
 fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
-    describe(
-        job.conn,
-        &format!(
-            "read_csv({}, header = true{})",
-            path_literal(job.file),
-            dialect.sql()
-        ),
-        job.file,
-    )
-    .map_err(|e| {
-        if format!("{e:#}").contains("Error when sniffing file") {
+    let read = |extra: &str| {
+        describe(
+            job.conn,
+            &format!(
+                "read_csv({}, header = true{}{extra})",
+                path_literal(job.file),
+                dialect.sql()
+            ),
+            job.file,
+        )
+    };
+    let sniffing = |e: &anyhow::Error| format!("{e:#}").contains("Error when sniffing file");
+    read("").or_else(|e| {
+        if !sniffing(&e) {
+            return Err(e);
+        }
+        // A bad row among those it samples (the first row too short) defeats the sniffer in
+        // a given dialect; leaving such rows out of the sample gives the columns, and the read
+        // after it, strict, quarantines them.
+        read(", ignore_errors = true").map_err(|_| {
             e.context(format!(
                 "DuckDB cannot infer the columns of {} (is a quote left open on some line?): \
                  declare the source's `columns:` to load its other rows and quarantine the lines \
                  that do not fit, or `quote: \"\"` if the file's quotes are text",
                 job.rel
             ))
-        } else {
-            e
-        }
+        })
     })
 }
 
