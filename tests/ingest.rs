@@ -995,7 +995,7 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     let p = Project::empty();
     p.write(
         "warehouse.yaml",
-        "sources:\n  one:\n    format: csv\n    path: raw/one.csv\n    columns:\n      id: INTEGER\n  sp:\n    format: csv\n    path: raw/sp.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  u:\n    format: csv\n    path: raw/u.csv\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
+        "sources:\n  t:\n    format: csv\n    path: raw/t.csv\n  one:\n    format: csv\n    path: raw/one.csv\n    columns:\n      id: INTEGER\n  sp:\n    format: csv\n    path: raw/sp.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  u:\n    format: csv\n    path: raw/u.csv\n  h:\n    format: csv\n    path: raw/h.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  c:\n    format: csv\n    path: raw/c.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n  g:\n    format: csv\n    path: raw/g.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n      x: VARCHAR\n  m:\n    format: csv\n    path: raw/m.csv\n    columns:\n      id: INTEGER NOT NULL\n      name: VARCHAR\n",
     );
     p.write(
         "raw/g.csv",
@@ -1013,6 +1013,8 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     p.write("raw/one.csv", "#id\n1\n2\n");
     p.write("raw/sp.csv", " #id,name\n1,a\n2,b\n");
     p.write("raw/u.csv", "#id,name\n1\n2,b\n3,c\n");
+    // An eighth: a comment, a `#` header and a short first row made one column of it all.
+    p.write("raw/t.csv", "# generated\n#id\tname\n1\n2\tb\n3\tc\n");
     let (code, stdout, stderr) = exit_code(&p, &["ingest", "--all"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
@@ -1042,4 +1044,11 @@ fn lines_before_the_header_long_headers_and_spaced_quotes_are_read_as_duckdb_rea
     assert_eq!(ids("sp", "id"), "1,2");
     assert_eq!(ids("u", "\"#id\""), "2,3");
     assert_eq!(quarantine(&p, "raw/u.csv")[0].0, 2);
+    assert_eq!(
+        p.warehouse_value::<String>(
+            "SELECT string_agg(\"#id\" || name, ',' ORDER BY \"#id\") FROM bronze_t"
+        ),
+        "2b,3c"
+    );
+    assert_eq!(quarantine(&p, "raw/t.csv")[0].0, 3);
 }

@@ -439,8 +439,8 @@ fn read_head(
 /// The lines before the header: the leading blank lines, and the leading `#` lines up to the
 /// first that splits as a header must (into the declared columns, or like one of the lines
 /// after it, in two fields or more), which is the header (`#id,name`). In a file of one
-/// column a `#` line cannot be told from a header by its shape, so it is the header, as DuckDB
-/// reads it. DuckDB's sniffer is not asked: it may skip a header that does not fit the rows
+/// column (its first rows too, when undeclared) a `#` line cannot be told from a header by its
+/// shape, so it is the header, as DuckDB reads it. DuckDB's sniffer is not asked: it may skip a header that does not fit the rows
 /// below it and take the first row for it, or skip no comment at all when some rows are bad.
 fn header_skip(
     head: &[u8],
@@ -468,16 +468,6 @@ fn header_skip(
         }
         lines
     };
-    let one_column = match declared {
-        Some(n) => n == 1,
-        None => separators.iter().all(|&d| {
-            let first_row = line_at(Breaks::end_of(head, leading) as usize);
-            fields(first_row, d) == 1
-        }),
-    };
-    if one_column {
-        return leading_skip(head, false);
-    }
     for k in 0..leading {
         let start = Breaks::end_of(head, k) as usize;
         let line = line_at(start);
@@ -496,6 +486,17 @@ fn header_skip(
         if fits {
             return k;
         }
+    }
+    // Undeclared, with no `#` line splitting like the rows: if the rows are of one column,
+    // the first `#` line is the header, as DuckDB reads it.
+    let rows = lines_from(Breaks::end_of(head, leading) as usize, 3);
+    let one_column = declared.is_none()
+        && !rows.is_empty()
+        && rows
+            .iter()
+            .all(|l| separators.iter().all(|&d| fields(l, d) == 1));
+    if one_column {
+        return leading_skip(head, false);
     }
     leading
 }
@@ -666,7 +667,18 @@ fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
         )
     };
     let sniffing = |e: &anyhow::Error| format!("{e:#}").contains("Error when sniffing file");
-    read("").or_else(|e| {
+    // The sniffer may also take a later row for the header when the first rows are bad, even
+    // with `skip` given: its names are then not the header's.
+    let names = header_names(job.file, dialect).unwrap_or_default();
+    let named =
+        |columns: &[Column]| names.is_empty() || columns.iter().map(|c| &c.name).eq(names.iter());
+    let first = read("");
+    if let Ok(columns) = &first {
+        if !named(columns) {
+            return Ok(read(", ignore_errors = true").unwrap_or_else(|_| columns.clone()));
+        }
+    }
+    first.or_else(|e| {
         if !sniffing(&e) {
             return Err(e);
         }
@@ -682,6 +694,24 @@ fn sniff(job: &LoadJob<'_>, dialect: &Dialect) -> Result<Vec<Column>> {
             ))
         })
     })
+}
+
+/// The names in the header line of `path`, as `dialect` reads them.
+fn header_names(path: &std::path::Path, dialect: &Dialect) -> Result<Vec<String>> {
+    let mut reader = dialect
+        .reader()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)?;
+    let mut position = csv::Position::new();
+    position.set_byte(dialect.start);
+    reader.seek_raw(SeekFrom::Start(dialect.start), position)?;
+    let mut record = csv::StringRecord::new();
+    reader.read_record(&mut record)?;
+    Ok(record
+        .iter()
+        .map(|n| n.trim_start_matches('\u{feff}').to_owned())
+        .collect())
 }
 
 /// Characters of a rejected row's text that DuckDB keeps (`reject_errors.csv_line`): a text
